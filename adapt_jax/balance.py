@@ -1,0 +1,170 @@
+"""Balance criteria and the host-side discriminator density controller (SPEC §3-4).
+
+Kept in plain Python between compiled steps: decisions are rare (every dT_D iterations), the
+state is a few hundred floats, and it must be checkpointed as readable JSON. Densities are held
+as integer active counts so that steps of Δd land exactly on d_max.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from typing import Any
+
+BETA_EPS = 1e-6
+CRITERIA = ("br", "ada_rt")
+REDUCTIONS = ("mean_of_ratios", "ratio_of_means")
+MODES = ("dda", "relax", "strict")
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One BR measurement (raw D logits means) taken inside the G step of iteration t."""
+
+    t: int
+    fake_post: float  # E[D(G_post(z))]
+    fake_pre: float  # E[D(G_pre(z))]
+    real: float  # E[D(x_r)]
+    real_sign: float  # E[sign(D(x_r))], ADA's r_t
+
+    @property
+    def beta(self) -> float:
+        return self.real - self.fake_pre
+
+    def ratio(self) -> float:
+        return (self.fake_post - self.fake_pre) / self.beta
+
+
+class BalanceWindow:
+    """Sliding window of the measurements of the last `window_iters` iterations (never reset)."""
+
+    def __init__(self, window_iters: int, every: int, criterion: str = "br",
+                 reduce: str = "mean_of_ratios"):
+        if criterion not in CRITERIA:
+            raise ValueError(f"balance.criterion={criterion!r} is unknown; choose one of {CRITERIA}.")
+        if reduce not in REDUCTIONS:
+            raise ValueError(f"balance.reduce={reduce!r} is unknown; choose one of {REDUCTIONS}.")
+        self.window_iters = int(window_iters)
+        self.every = int(every)
+        self.criterion = criterion
+        self.reduce = reduce
+        self.items: collections.deque[Measurement] = collections.deque()
+        self.skipped = 0  # BR measurements dropped because |beta| < BETA_EPS
+
+    @property
+    def capacity(self) -> int:
+        return max(1, self.window_iters // self.every)
+
+    def add(self, m: Measurement) -> None:
+        if self.criterion == "br" and abs(m.beta) < BETA_EPS:
+            self.skipped += 1
+        else:
+            self.items.append(m)
+        while self.items and self.items[0].t <= m.t - self.window_iters:
+            self.items.popleft()
+
+    def full(self) -> bool:
+        return len(self.items) >= self.capacity
+
+    def value(self) -> float:
+        """Time-averaged criterion over the window (NaN when empty)."""
+        if not self.items:
+            return math.nan
+        n = len(self.items)
+        if self.criterion == "ada_rt":
+            return sum(m.real_sign for m in self.items) / n
+        if self.reduce == "mean_of_ratios":
+            return sum(m.ratio() for m in self.items) / n
+        num = sum(m.fake_post - m.fake_pre for m in self.items)
+        den = sum(m.beta for m in self.items)
+        return num / den if abs(den) >= BETA_EPS else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [dataclasses.astuple(m) for m in self.items], "skipped": self.skipped}
+
+    def load_dict(self, d: dict[str, Any]) -> None:
+        self.items = collections.deque(_measurement(it) for it in d["items"])
+        self.skipped = int(d["skipped"])
+
+
+def _measurement(item: list) -> Measurement:
+    t, fake_post, fake_pre, real, real_sign = item
+    return Measurement(int(t), float(fake_post), float(fake_pre), float(real), float(real_sign))
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    t: int
+    action: str  # 'increase' | 'decrease' | 'dst' | 'none' | 'wait' (window not full)
+    value: float
+    old_count: int
+    new_count: int
+
+
+class DensityController:
+    """Decides D's active count every dT_D iterations from the windowed balance criterion.
+
+    BR > upper means G moves D's output a lot relative to the real/fake gap: D is too weak, so
+    it gets denser (or, in strict mode at d_max, one DST step). ADA's r_t is read the other way
+    round (high r_t = D overfits = too strong).
+    """
+
+    def __init__(self, *, mode: str, maskable: int, initial_count: int, d_min: float,
+                 d_max: float, delta_d: float, lower: float, upper: float,
+                 window: BalanceWindow):
+        if mode not in MODES:
+            raise ValueError(f"controller mode {mode!r} is unknown; choose one of {MODES}.")
+        self.mode = mode
+        self.maskable = int(maskable)
+        self.count = int(initial_count)
+        self.min_count = max(1, round(d_min * maskable))
+        self.max_count = round(d_max * maskable)
+        self.step_count = max(1, round(delta_d * maskable))
+        self.lower, self.upper = float(lower), float(upper)
+        self.window = window
+        self.decisions: list[Decision] = []
+
+    @property
+    def density(self) -> float:
+        return self.count / self.maskable
+
+    def _too_weak(self, v: float) -> bool:
+        return v < self.lower if self.window.criterion == "ada_rt" else v > self.upper
+
+    def _too_strong(self, v: float) -> bool:
+        return v > self.upper if self.window.criterion == "ada_rt" else v < self.lower
+
+    def decide(self, t: int) -> Decision:
+        """One scheduled check; updates `count` and logs the decision."""
+        v = self.window.value()
+        old = self.count
+        if not self.window.full() or math.isnan(v):
+            action, new = "wait", old
+        elif self._too_weak(v):
+            if old < self.max_count:
+                action, new = "increase", min(old + self.step_count, self.max_count)
+            elif self.mode == "strict":
+                action, new = "dst", old
+            else:
+                action, new = "none", old
+        elif self._too_strong(v) and old > self.min_count:
+            action, new = "decrease", max(old - self.step_count, self.min_count)
+        else:
+            action, new = "none", old
+        self.count = new
+        decision = Decision(t, action, v, old, new)
+        self.decisions.append(decision)
+        return decision
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "window": self.window.to_dict(),
+            "decisions": [dataclasses.asdict(d) for d in self.decisions],
+        }
+
+    def load_dict(self, d: dict[str, Any]) -> None:
+        self.count = int(d["count"])
+        self.window.load_dict(d["window"])
+        self.decisions = [Decision(**x) for x in d["decisions"]]

@@ -1,0 +1,111 @@
+"""The one config schema every `configs/*.py` file starts from.
+
+Config files live outside the package (flax-examples style) and call `get_base_config()` then
+override fields, so every run has every field and `--config.x.y=...` overrides type-check.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    # dense | static | sdst_set | sdst_rigl | dda | dst_both | adapt_relax | adapt_strict | posthoc
+    c.method = "adapt_relax"
+    # Baselines only: 'balance' (d_D = d_G) or 'strong' (d_D = sparse.d_max).
+    c.strategy = "balance"
+    c.loss = "hinge"  # hinge | ns | wasserstein
+    c.diffaug = ""  # comma-separated subset of color,translation,cutout; '' = off
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "biggan"  # sngan32 | resnet48 | biggan32 | biggan64 | sngan | biggan
+    c.model.resolution = 32
+    c.model.z_dim = 128
+    c.model.g_ch = 64  # base width of G (family-specific meaning)
+    c.model.d_ch = 64
+    c.model.num_classes = 0  # 0 = unconditional
+    c.model.attention = False
+
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "digits"  # digits | tfds | folder
+    c.data.name = "cifar10"  # TFDS name when source == 'tfds'
+    c.data.split = "train"
+    c.data.data_dir = ""  # TFDS data_dir ('' = TFDS default)
+    c.data.path = ""  # image folder when source == 'folder'
+    c.data.flip = True
+    c.data.use_labels = True  # False: train unconditionally even if the source has labels
+
+    c.train = ml_collections.ConfigDict()
+    c.train.num_iters = 100_000
+    c.train.n_critic = 5
+    c.train.batch_d = 64
+    c.train.batch_g = 128
+    c.train.lr_g = 2e-4
+    c.train.lr_d = 2e-4
+    c.train.b1 = 0.0
+    c.train.b2 = 0.9
+    c.train.ema = 0.999
+    c.train.log_every = 100
+    c.train.sample_every = 1000
+    c.train.ckpt_every = 1000
+    c.train.keep_checkpoints = 3
+    c.train.nan_policy = "stop"  # stop | skip
+    c.train.inject_nan_at = 0  # testing aid: poison iteration N's real batch with NaN (0 = never)
+    c.train.distributed = False  # call jax.distributed.initialize() (multi-host TPU/GPU)
+
+    c.sparse = ml_collections.ConfigDict()
+    c.sparse.density_g = 0.1
+    c.sparse.density_d = 0.1  # initial D density for dda/adapt (d_D = d_G in the paper)
+    c.sparse.distribution = "erk"  # erk | er | uniform
+    c.sparse.g_update_every = 500  # dT_G, iterations
+    c.sparse.g_drop_fraction = 0.5
+    c.sparse.g_drop_schedule = "cosine"  # cosine | linear | constant
+    c.sparse.g_growth = "rigl"  # rigl | set (sdst_set forces set)
+    c.sparse.d_growth = "rigl"
+    c.sparse.d_min = 0.05
+    c.sparse.d_max = 1.0  # adapt_strict default 0.5 (set in configs)
+    c.sparse.delta_d = 0.05
+    c.sparse.d_adjust_every = 1000  # dT_D, iterations
+    c.sparse.d_dst_drop_fraction = 0.5  # strict-mode D DST, cosine over the run
+    c.sparse.dst_both_d_drop_fraction = 0.05
+    c.sparse.reset_moments_on_grow = False
+    c.sparse.posthoc_finetune_fraction = 0.5
+
+    c.balance = ml_collections.ConfigDict()
+    c.balance.criterion = "br"  # br | ada_rt
+    c.balance.br_every = 10
+    c.balance.window = 1000  # iterations
+    c.balance.lower = 0.45
+    c.balance.upper = 0.55
+    c.balance.reduce = "mean_of_ratios"  # mean_of_ratios | ratio_of_means
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every = 5000  # also evaluated at the last iteration
+    c.eval.cache_dir = ""  # offline-score classifier and reference statistics ('' = workdir)
+    c.eval.num_samples = 10_000
+    c.eval.batch_size = 100
+    c.eval.inception_path = ""
+    c.eval.fid_stats_path = ""
+    c.eval.bn = "batch"  # batch | running
+    c.eval.flops_mode = "reference"  # reference | exact
+    return c
+
+
+def set_method(c: ml_collections.ConfigDict, method: str, *, d_every_relax: int,
+               d_every_strict: int, d_every_dda: int = 2000) -> ml_collections.ConfigDict:
+    """Apply the paper's per-method settings (SPEC §7) for `--config=configs/x.py:METHOD`.
+
+    adapt_strict: d_max 0.5, D DST at d_max; dda (Sec. 5.3): band [0.5, 0.65], dT_D 2000.
+    """
+    c.method = method
+    if method == "adapt_strict":
+        c.sparse.d_max = 0.5
+        c.sparse.d_adjust_every = d_every_strict
+    elif method == "dda":
+        c.balance.lower, c.balance.upper = 0.5, 0.65
+        c.sparse.d_adjust_every = d_every_dda
+    else:
+        c.sparse.d_adjust_every = d_every_relax
+    return c

@@ -1,0 +1,30 @@
+"""Sample-quality evaluation: FID/IS with a JAX InceptionV3, or an offline classifier score.
+
+    from adapt_jax import eval as evaluation
+    ev = evaluation.create_evaluator(cfg.eval, source, cache_dir)
+    scores = ev.evaluate(generate)   # {'fid', 'is_mean', 'is_std'} or {'cfd'}; ev.name is primary
+"""
+
+from adapt_jax.eval.evaluator import Evaluator, create_evaluator
+from adapt_jax.eval.inception import InceptionV3, load_inception_params
+from adapt_jax.eval.metrics import (
+    StatsAccumulator,
+    feature_statistics,
+    frechet_distance,
+    inception_score,
+    load_stats,
+    save_stats,
+)
+
+__all__ = [
+    "Evaluator",
+    "InceptionV3",
+    "StatsAccumulator",
+    "create_evaluator",
+    "feature_statistics",
+    "frechet_distance",
+    "inception_score",
+    "load_inception_params",
+    "load_stats",
+    "save_stats",
+]

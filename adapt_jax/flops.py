@@ -1,0 +1,316 @@
+"""Per-sample MACs of linen modules and training-FLOPs accounting (SPEC §9).
+
+Counting rule (the reference's `flops_calculator`, REFERENCE_NOTES §7), per sample, in MACs
+(multiply-accumulates, no factor 2), on one traced forward (`jax.eval_shape`: shapes only, no
+compute, so the biggest models are free to count):
+
+- `nn.Dense`: `in * out` weight MACs, `+ out` if it has a bias. Applied to inputs with extra
+  axes between batch and features, both terms are multiplied by the number of positions (the
+  reference only meets 2-D `Linear` inputs, where this is the same).
+- `nn.Conv`: `in * out * kh * kw * H_out * W_out` (`+ out * H_out * W_out` if bias); grouped
+  convolutions use the kernel's real size `kh * kw * in/groups * out`.
+- `nn.BatchNorm` with `use_scale`/`use_bias`: `C * H * W` per affine term (`2 * C * H * W` for
+  the usual affine BN, `2 * C` for 1-D inputs); non-affine BN counts nothing.
+- Nothing else: activations, pooling, up-sampling, attention matmuls, embeddings (incl.
+  class-conditional BN tables and projection embeddings), spectral-norm power iterations.
+  Conditional-BN gains computed by linears (StudioGAN BigGAN) are `nn.Dense` and counted, as the
+  reference counts its `snlinear`s.
+
+Layers inside `nn.SpectralNorm` wrappers are seen (the wrapped `nn.Conv`/`nn.Dense` is called
+like any other), and are named by their kernel's path in 'params', which is the name the sparse
+masks use, so `total_macs(layers, densities)` takes per-layer mask densities directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+MODES = ("reference", "exact")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerMacs:
+    """Per-sample MACs of one counted layer.
+
+    `name` is the '/'-joined 'params' path of the layer's kernel (of its BN scale, or bias when
+    it has no scale): the key mask densities use. `weight_macs` scale with that kernel's density;
+    `other_macs` (bias and BN terms) are always dense.
+    """
+
+    name: str
+    kind: str  # 'dense' | 'conv' | 'bn'
+    weight_macs: int
+    other_macs: int
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _count(module: nn.Module, out: Any) -> LayerMacs | None:
+    """The reference's count for one call of `module` producing `out` (None: not counted)."""
+    def name(leaf: str) -> str:
+        return "/".join((*module.scope.path, leaf))
+
+    params = module.variables.get("params", {})
+    if isinstance(module, (nn.Dense, nn.Conv)):
+        positions = math.prod(out.shape[1:-1])
+        weight = math.prod(params["kernel"].shape) * positions
+        other = out.shape[-1] * positions if module.use_bias else 0
+        kind = "dense" if isinstance(module, nn.Dense) else "conv"
+        return LayerMacs(name("kernel"), kind, weight, other)
+    if isinstance(module, nn.BatchNorm):
+        terms = int(module.use_scale) + int(module.use_bias)
+        if not terms:
+            return None
+        leaf = "scale" if module.use_scale else "bias"
+        channels = math.prod(params[leaf].shape)
+        positions = math.prod(out.shape) // (out.shape[0] * channels)
+        return LayerMacs(name(leaf), "bn", 0, terms * channels * positions)
+    return None
+
+
+def _merge(records: Sequence[LayerMacs]) -> list[LayerMacs]:
+    """One entry per layer name, in call order: a layer called twice counts twice."""
+    merged: dict[str, LayerMacs] = {}
+    for r in records:
+        prev = merged.get(r.name)
+        merged[r.name] = r if prev is None else dataclasses.replace(
+            prev, weight_macs=prev.weight_macs + r.weight_macs,
+            other_macs=prev.other_macs + r.other_macs)
+    return list(merged.values())
+
+
+def _trace(module: nn.Module, variables: Any, args: tuple, kwargs: dict
+           ) -> tuple[list[LayerMacs], Any]:
+    """Abstractly run `module.apply`, recording counted calls; returns (layers, output shape).
+
+    Array-like leaves of args/kwargs (arrays or `jax.ShapeDtypeStruct`) are traced; everything
+    else (`train=True`, None labels, ...) stays a Python value so modules can branch on it.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    dynamic = [x for x in leaves if _is_array(x)]
+    records: list[LayerMacs] = []
+    active: list[tuple[str, ...]] = []
+
+    def intercept(next_fun, call_args, call_kwargs, context):
+        path = tuple(context.module.scope.path) if context.module.scope else ()
+        # A subclass calling super().__call__ is intercepted twice: count the outer call only.
+        if context.method_name != "__call__" or path in active:
+            return next_fun(*call_args, **call_kwargs)
+        active.append(path)
+        try:
+            out = next_fun(*call_args, **call_kwargs)
+        finally:
+            active.pop()
+        layer = _count(context.module, out)
+        if layer is not None:
+            records.append(layer)
+        return out
+
+    def run(variables, dynamic):
+        it = iter(dynamic)
+        a, kw = jax.tree_util.tree_unflatten(
+            treedef, [next(it) if _is_array(x) else x for x in leaves])
+        with nn.intercept_methods(intercept):
+            out, _ = module.apply(variables, *a, mutable=True, **kw)
+        return out
+
+    out = jax.eval_shape(run, variables, dynamic)
+    return _merge(records), out
+
+
+def per_sample_macs(module: nn.Module, variables: Any, *args: Any, **kwargs: Any
+                    ) -> list[LayerMacs]:
+    """Per-sample MACs of every counted layer in one forward `module.apply(variables, ...)`.
+
+    Pass batch-1 inputs (arrays or `jax.ShapeDtypeStruct`); counts never depend on the batch
+    size anyway. `variables` may be abstract (`jax.eval_shape(module.init, ...)`).
+    """
+    return _trace(module, variables, args, kwargs)[0]
+
+
+def total_macs(layers: Sequence[LayerMacs], densities: Mapping[str, float] | None = None
+               ) -> float:
+    """`sum(weight_macs * density + other_macs)`; layers missing from `densities` are dense."""
+    densities = densities or {}
+    return float(sum(lm.weight_macs * densities.get(lm.name, 1.0) + lm.other_macs
+                     for lm in layers))
+
+
+def gan_layer_macs(model: Any, g_variables: Any, d_variables: Any
+                   ) -> tuple[list[LayerMacs], list[LayerMacs]]:
+    """Per-sample layers of G (on one z) and D (on one image shaped like G's output).
+
+    As in the reference: G in train mode, D updating its spectral-norm state, a label when the
+    model is conditional. Variables may be abstract.
+    """
+    z = jax.ShapeDtypeStruct((1, model.z_dim), jnp.float32)
+    y = jax.ShapeDtypeStruct((1,), jnp.int32) if model.num_classes else None
+    g_layers, image = _trace(model.generator, g_variables, (z, y), {"train": True})
+    d_layers, _ = _trace(model.discriminator, d_variables, (image, y), {"update_stats": True})
+    return g_layers, d_layers
+
+
+def iteration_multipliers(mode: str, *, batch_d: int, batch_g: int, n_critic: int,
+                          br_measured: bool = False) -> tuple[int, int]:
+    """Samples-times-passes (G, D) of one iteration: multiply by per-sample MACs to get MACs.
+
+    A forward counts 1, a forward+backward 3 (the backward is twice the forward).
+
+    'reference' (REFERENCE_NOTES §7):
+      G: `B_D * n_critic` (fakes for the D steps, forward) `+ 3 * B_G` (G step)
+      D: `3 * B_D * n_critic` (D steps, real and fake counted as ONE pass) `+ B_G` (D in the
+         G step, counted as a forward only); BR forwards not counted.
+    'exact' (ours):
+      G: `B_D * n_critic + 3 * B_G (+ B_G when BR is measured: the G_post forward)`
+      D: `2 * 3 * B_D * n_critic` (real and fake, each forward+backward) `+ B_G` (the G step's
+         D pass counted as the reference does: its backward to G's output, input gradients
+         only, is left out so the modes differ only by the terms listed here)
+         `(+ B_G + B_D when BR is measured: D(G_post(z)) and D(x_r))`.
+    """
+    if mode == "reference":
+        return batch_d * n_critic + 3 * batch_g, 3 * batch_d * n_critic + batch_g
+    if mode == "exact":
+        br = int(br_measured)
+        return (batch_d * n_critic + 3 * batch_g + br * batch_g,
+                6 * batch_d * n_critic + batch_g + br * (batch_g + batch_d))
+    raise ValueError(f"unknown flops mode {mode!r}; expected one of {MODES}")
+
+
+_NETS = ("g", "d")
+
+
+class TrainingFlops:
+    """Host-side accountant of a run's training MACs, normalized by the dense run's.
+
+    Call `iteration(t, ...)` once per iteration, t = 1..T, with the per-layer densities in force
+    at the END of iteration t (after its mask update / D resize; None = unchanged).
+
+    'exact' (ours): iteration t costs `F_G(d_G) * m_G + F_D(d_D) * m_D` with the per-sample MACs
+    `F` (`total_macs`) at the densities in force DURING t (those of the previous call, the
+    initial ones for t = 1) and `m` from `iteration_multipliers('exact', br_measured=...)`.
+    The dense run is the same sum with `F(1)`.
+
+    'reference' (the reference's bookkeeping, quirks kept): with
+    `k_G = g_interval` (or `num_iters` when G's mask is fixed/dense) and
+    `k_D = n_critic * d_interval` (or `n_critic * num_iters`) -- D counted in D steps although
+    its per-iteration multiplier already contains `n_critic`, so D weighs n_critic times too much
+    in the combined ratio --, the total of a net is `F(d_0) * m * k` at setup plus
+    `F(d_t) * m * k` at every scheduled event t (g_event/d_event, counted even if nothing
+    changed), `d_t` being the densities after the event. The dense run accumulates `F(1) * m * k`
+    at the same moments. A static run therefore totals `F_G(d_G) * m_G * T` and
+    `F_D(d_D) * m_D * n_critic * T`; BR forwards and the second D pass are not counted.
+    """
+
+    def __init__(self, g_layers: Sequence[LayerMacs], d_layers: Sequence[LayerMacs], *,
+                 batch_d: int, batch_g: int, n_critic: int, num_iters: int, mode: str,
+                 g_interval: int | None, d_interval: int | None,
+                 g_densities: Mapping[str, float], d_densities: Mapping[str, float]):
+        if mode not in MODES:
+            raise ValueError(f"unknown flops mode {mode!r}; expected one of {MODES}")
+        self._layers = {"g": list(g_layers), "d": list(d_layers)}
+        self._batch = {"batch_d": batch_d, "batch_g": batch_g, "n_critic": n_critic}
+        self.num_iters = num_iters
+        self.mode = mode
+        self._interval = {"g": g_interval, "d": d_interval}
+        self._densities: dict[str, dict[str, float]] = {"g": {}, "d": {}}
+        self._set_densities("g", g_densities)
+        self._set_densities("d", d_densities)
+        self._macs = {key: 0.0 for key in ("g", "d", "g_dense", "d_dense")}
+        self.t = 0
+        if mode == "reference":
+            for net in _NETS:
+                self._add_reference(net)
+
+    def _set_densities(self, net: str, densities: Mapping[str, float] | None) -> None:
+        if densities is None:
+            return
+        known = {lm.name for lm in self._layers[net]}
+        unknown = sorted(set(densities) - known)
+        if unknown:
+            raise ValueError(f"{net.upper()} densities name layers the MAC count does not know "
+                             f"(mask and layer names must match): {unknown[:5]}")
+        self._densities[net] = {k: float(v) for k, v in densities.items()}
+
+    def _per_sample(self, net: str) -> tuple[float, float]:
+        """(sparse, dense) per-sample MACs of `net` at its current densities."""
+        layers = self._layers[net]
+        return total_macs(layers, self._densities[net]), total_macs(layers)
+
+    def _add(self, net: str, multiplier: float) -> None:
+        sparse, dense = self._per_sample(net)
+        self._macs[net] += sparse * multiplier
+        self._macs[f"{net}_dense"] += dense * multiplier
+
+    def _add_reference(self, net: str) -> None:
+        """One reference accumulation: per-iteration MACs times the interval `k`."""
+        m_g, m_d = iteration_multipliers("reference", **self._batch)
+        interval = self._interval[net] or self.num_iters
+        k = interval if net == "g" else interval * self._batch["n_critic"]
+        self._add(net, (m_g if net == "g" else m_d) * k)
+
+    def iteration(self, t: int, g_densities: Mapping[str, float] | None,
+                  d_densities: Mapping[str, float] | None, *, br_measured: bool,
+                  g_event: bool, d_event: bool) -> None:
+        """Account iteration t (1-based, consecutive); see the class docstring."""
+        if t != self.t + 1:
+            raise ValueError(f"iteration {t} after {self.t}: calls must be consecutive")
+        events = {"g": g_event, "d": d_event}
+        for net in _NETS:
+            if events[net] and self._interval[net] is None:
+                raise ValueError(f"{net.upper()} event at t={t} but its mask has no interval")
+        if self.mode == "exact":
+            m_g, m_d = iteration_multipliers("exact", br_measured=br_measured, **self._batch)
+            self._add("g", m_g)
+            self._add("d", m_d)
+        self._set_densities("g", g_densities)
+        self._set_densities("d", d_densities)
+        if self.mode == "reference":
+            for net in _NETS:
+                if events[net]:
+                    self._add_reference(net)
+        self.t = t
+
+    def totals(self) -> dict[str, float]:
+        """Raw MAC totals so far: per net and combined, sparse and dense."""
+        m = self._macs
+        return {**m, "total": m["g"] + m["d"], "total_dense": m["g_dense"] + m["d_dense"]}
+
+    def normalized(self) -> dict[str, float]:
+        """Training FLOPs over the dense run's: {'g', 'd', 'total'} (NaN before any count)."""
+        tot = self.totals()
+        return {key: tot[key] / tot[f"{key}_dense"] if tot[f"{key}_dense"] else math.nan
+                for key in ("g", "d", "total")}
+
+    def to_dict(self) -> dict:
+        """JSON-able state; the layers are not stored (rebuilt from the model), only checked."""
+        return {
+            "mode": self.mode, "num_iters": self.num_iters, **self._batch,
+            "g_interval": self._interval["g"], "d_interval": self._interval["d"],
+            "g_densities": dict(self._densities["g"]), "d_densities": dict(self._densities["d"]),
+            "macs": dict(self._macs), "t": self.t,
+            "dense_per_sample": {net: self._per_sample(net)[1] for net in _NETS},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, g_layers: Sequence[LayerMacs],
+                  d_layers: Sequence[LayerMacs]) -> TrainingFlops:
+        """Restore `to_dict` output; raises if the layers' dense MACs differ from the saved."""
+        obj = cls(g_layers, d_layers, batch_d=d["batch_d"], batch_g=d["batch_g"],
+                  n_critic=d["n_critic"], num_iters=d["num_iters"], mode=d["mode"],
+                  g_interval=d["g_interval"], d_interval=d["d_interval"],
+                  g_densities=d["g_densities"], d_densities=d["d_densities"])
+        for net in _NETS:
+            if obj._per_sample(net)[1] != d["dense_per_sample"][net]:
+                raise ValueError(f"{net.upper()} layers changed since the state was saved")
+        obj._macs = {k: float(v) for k, v in d["macs"].items()}
+        obj.t = int(d["t"])
+        return obj

@@ -1,0 +1,62 @@
+"""The method table of SPEC §5: which network is sparse, dynamic or density-controlled.
+
+Every other module asks this table instead of testing method names, so adding a method is a
+one-line change here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """How one method treats G and D."""
+
+    g_sparse: bool
+    g_dst: bool  # generator drop/grow every dT_G
+    g_growth: str | None  # forced growth rule ('set' for sdst_set); None = config's g_growth
+    d_sparse: bool
+    d_mode: str  # 'fixed' | 'controlled' (BR controller) | 'dst' (plain D DST)
+    d_dst_at_max: bool  # strict: one D DST step when BR says "too weak" at d_max
+    baseline: bool  # initial D density from `strategy` (balance/strong) rather than density_d
+    posthoc: bool = False
+
+
+METHODS: dict[str, MethodSpec] = {
+    "dense": MethodSpec(False, False, None, False, "fixed", False, False),
+    "static": MethodSpec(True, False, None, True, "fixed", False, True),
+    "sdst_set": MethodSpec(True, True, "set", True, "fixed", False, True),
+    "sdst_rigl": MethodSpec(True, True, "rigl", True, "fixed", False, True),
+    "dda": MethodSpec(True, False, None, True, "controlled", False, False),
+    "dst_both": MethodSpec(True, True, None, True, "dst", False, True),
+    "adapt_relax": MethodSpec(True, True, "rigl", True, "controlled", False, False),
+    "adapt_strict": MethodSpec(True, True, "rigl", True, "controlled", True, False),
+    "posthoc": MethodSpec(False, False, None, False, "fixed", False, False, posthoc=True),
+}
+
+STRATEGIES = ("balance", "strong")
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise ValueError(f"config.method={name!r} is unknown; choose one of {sorted(METHODS)}.")
+    return METHODS[name]
+
+
+def initial_densities(config: ml_collections.ConfigDict) -> tuple[float, float]:
+    """(d_G, d_D) at iteration 0, following the paper's balance/strong strategies."""
+    spec = get_method(config.method)
+    d_g = float(config.sparse.density_g) if spec.g_sparse else 1.0
+    if not spec.d_sparse:
+        return d_g, 1.0
+    if spec.baseline:
+        if config.strategy not in STRATEGIES:
+            raise ValueError(
+                f"config.strategy={config.strategy!r} is unknown; choose one of {STRATEGIES}."
+            )
+        d_d = d_g if config.strategy == "balance" else float(config.sparse.d_max)
+        return d_g, d_d
+    return d_g, float(config.sparse.density_d)

@@ -1,0 +1,69 @@
+"""What a run leaves for people to look at: sample grids, the balance plot, summary.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats → uint8 the way the reference saves samples (x*127.5+127.5, clamp)."""
+    return np.clip(np.asarray(images, np.float32) * 127.5 + 127.5, 0, 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, cols: int) -> np.ndarray:
+    """(N, H, W, C) uint8 → one (rows*H, cols*W, C) image, 1-pixel gaps."""
+    n, h, w, c = images.shape
+    rows = math.ceil(n / cols)
+    grid = np.zeros((rows * (h + 1) - 1, cols * (w + 1) - 1, c), np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, cols)
+        grid[r * (h + 1): r * (h + 1) + h, k * (w + 1): k * (w + 1) + w] = img
+    return grid
+
+
+def save_png(path: str, image: np.ndarray, scale: int = 1) -> None:
+    from PIL import Image
+
+    img = Image.fromarray(image)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(path)
+
+
+def plot_balance(path: str, br: Sequence[tuple[int, float]], band: tuple[float, float],
+                 density: Sequence[tuple[int, float]], criterion: str = "BR") -> None:
+    """BR (time-averaged) with its [B-, B+] band, and D density, over iterations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    if br:
+        t, v = zip(*br, strict=True)
+        ax1.plot(t, v, lw=1, label=f"time-averaged {criterion}")
+    ax1.axhspan(band[0], band[1], color="tab:green", alpha=0.2, label="[B-, B+]")
+    ax1.set_ylabel(criterion)
+    ax1.legend(loc="best", fontsize=8)
+    if density:
+        t, v = zip(*density, strict=True)
+        ax2.step(t, v, where="post", color="tab:red")
+    ax2.set_ylabel("D density")
+    ax2.set_xlabel("iteration")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write-then-rename, so a kill never leaves a half-written result file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=float)
+    os.replace(tmp, path)

@@ -1,0 +1,21 @@
+"""Class-conditional BigGAN-32 on CIFAR-10 as the reference ran it (SPEC §7)."""
+
+from adapt_jax.config_base import get_base_config, set_method
+
+
+def get_config(method: str = "adapt_relax"):
+    c = get_base_config()
+    c.model.name = "biggan32"
+    c.model.resolution = 32
+    c.model.num_classes = 10
+    c.data.source, c.data.name, c.data.split = "tfds", "cifar10", "train"
+    t = c.train
+    t.num_iters, t.n_critic, t.batch_d, t.batch_g = 200_000, 4, 50, 50
+    t.lr_g = t.lr_d = 2e-4
+    t.b1, t.b2, t.ema = 0.0, 0.999, 0.9999
+    c.sparse.density_g = c.sparse.density_d = 0.1
+    c.sparse.g_update_every = 1000
+    c.sparse.delta_d = 0.05
+    c.balance.lower, c.balance.upper = 0.45, 0.55
+    c.eval.every, c.eval.num_samples = 5000, 10_000
+    return set_method(c, method, d_every_relax=5000, d_every_strict=5000)

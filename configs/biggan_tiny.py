@@ -1,0 +1,42 @@
+"""The embedded default: a small class-conditional BigGAN on scikit-learn's digits (offline).
+
+Finishes on a 2-core CPU in a few minutes. ADAPT_relax with a 20% dense generator: D starts at
+20% too and the balance-ratio controller moves it (dT_D = 250, window 250 iterations).
+"""
+
+from adapt_jax.config_base import get_base_config
+
+
+def get_config():
+    c = get_base_config()
+    c.method = "adapt_relax"
+    c.model.name = "biggan"
+    c.model.resolution = 16
+    c.model.g_ch = 16
+    c.model.d_ch = 16
+    c.model.z_dim = 64
+    c.model.num_classes = 10
+    c.data.source = "digits"
+    c.data.flip = False  # mirrored digits are not digits
+    t = c.train
+    t.num_iters = 2500
+    t.n_critic = 1
+    t.batch_d = 64
+    t.batch_g = 64
+    t.lr_g = t.lr_d = 2e-4
+    t.b1, t.b2 = 0.0, 0.9
+    t.ema = 0.999
+    t.log_every = 50
+    t.sample_every = 500
+    t.ckpt_every = 500
+    s = c.sparse
+    s.density_g = 0.2
+    s.density_d = 0.2
+    s.g_update_every = 100
+    s.d_adjust_every = 250
+    b = c.balance
+    b.br_every = 5
+    b.window = 250
+    c.eval.every = 500
+    c.eval.num_samples = 1000
+    return c

@@ -1,0 +1,115 @@
+"""Controller and window semantics driven by scripted measurement sequences (SPEC §3-4)."""
+
+import json
+import math
+
+import pytest
+
+from adapt_jax.balance import BalanceWindow, DensityController, Measurement
+
+
+def m(t, br, real=1.0, fake_pre=0.0, sign=0.5):
+    """A measurement whose ratio is exactly `br` (beta = real - fake_pre)."""
+    beta = real - fake_pre
+    return Measurement(t, fake_pre + br * beta, fake_pre, real, sign)
+
+
+def controller(mode="relax", count=100, d_max=1.0, lower=0.45, upper=0.55, window=100,
+               every=10, criterion="br", maskable=1000):
+    w = BalanceWindow(window, every, criterion)
+    return DensityController(mode=mode, maskable=maskable, initial_count=count, d_min=0.05,
+                             d_max=d_max, delta_d=0.05, lower=lower, upper=upper, window=w)
+
+
+def fill(c, t_end, br, every=10):
+    for t in range(every, t_end + 1, every):
+        c.window.add(m(t, br))
+
+
+def test_window_keeps_last_window_iterations_and_is_not_reset():
+    w = BalanceWindow(100, 10)
+    for t in range(10, 301, 10):
+        w.add(m(t, t / 1000))
+    assert [x.t for x in w.items] == list(range(210, 301, 10))
+    assert w.full()
+    assert math.isclose(w.value(), sum(t / 1000 for t in range(210, 301, 10)) / 10)
+
+
+def test_mean_of_ratios_differs_from_ratio_of_means():
+    a = Measurement(1, 1.0, 0.0, 1.0, 0.0)  # ratio 1, beta 1
+    b = Measurement(2, 1.0, 0.0, 4.0, 0.0)  # ratio 0.25, beta 4
+    w1, w2 = BalanceWindow(10, 1), BalanceWindow(10, 1, reduce="ratio_of_means")
+    for x in (a, b):
+        w1.add(x)
+        w2.add(x)
+    assert math.isclose(w1.value(), 0.625)
+    assert math.isclose(w2.value(), 2.0 / 5.0)
+
+
+def test_tiny_beta_is_skipped_and_counted_never_nan():
+    w = BalanceWindow(100, 10)
+    w.add(Measurement(10, 0.3, 0.2, 0.2 + 1e-9, 0.0))
+    assert w.skipped == 1 and not w.items
+    w.add(m(20, 0.5))
+    assert w.value() == 0.5
+
+
+def test_waits_until_window_full():
+    c = controller()
+    fill(c, 50, 0.9)
+    d = c.decide(50)
+    assert d.action == "wait" and c.count == 100
+
+
+def test_increase_decrease_and_clamps():
+    c = controller(count=100)
+    fill(c, 100, 0.9)  # BR > B+: D too weak
+    assert c.decide(100).action == "increase" and c.count == 150
+    c2 = controller(count=100)
+    fill(c2, 100, 0.1)  # BR < B-: D too strong
+    assert c2.decide(100).action == "decrease" and c2.count == 50
+    assert c2.decide(200).action == "none" and c2.count == 50  # floor d_min = 0.05
+    c3 = controller(count=980)
+    fill(c3, 100, 0.9)
+    assert c3.decide(100).new_count == 1000  # clamped to d_max exactly
+    assert c3.decide(200).action == "none"  # relax at d_max: nothing
+
+
+def test_inside_band_does_nothing():
+    c = controller()
+    fill(c, 100, 0.5)
+    assert c.decide(100).action == "none" and c.count == 100
+
+
+def test_strict_dst_only_at_d_max_and_integer_steps_hit_it_exactly():
+    c = controller(mode="strict", count=300, d_max=0.5)
+    fill(c, 100, 0.9)
+    actions = [c.decide(100 * k).action for k in range(1, 7)]
+    assert actions == ["increase"] * 4 + ["dst", "dst"]
+    assert c.count == 500
+
+
+def test_ada_rt_is_read_inverted():
+    c = controller(criterion="ada_rt", lower=0.5, upper=0.7)
+    for t in range(10, 101, 10):
+        c.window.add(Measurement(t, 0.0, 0.0, 1.0, 0.9))  # r_t high: D overfits → sparser
+    assert c.decide(100).action == "decrease"
+
+
+def test_state_round_trips_through_json():
+    c = controller()
+    fill(c, 100, 0.9)
+    c.decide(100)
+    blob = json.loads(json.dumps(c.to_dict()))
+    c2 = controller()
+    c2.load_dict(blob)
+    assert c2.count == c.count and c2.decisions == c.decisions
+    assert list(c2.window.items) == list(c.window.items)
+    fill(c, 200, 0.2)
+    fill(c2, 200, 0.2)
+    assert c.decide(200) == c2.decide(200)
+
+
+def test_bad_criterion_named():
+    with pytest.raises(ValueError, match="balance.criterion"):
+        BalanceWindow(100, 10, criterion="fid")

@@ -1,0 +1,198 @@
+"""The CPU conv forms (`layers.conv_matmul_grad`: XLA's conv with per-offset GEMM weight
+gradients; `layers.conv1x1_matmul`: 1x1 convs as a matmul) compute the plain conv: outputs and
+gradients must match it (within 1e-4), parameters must be the same, and only CPU selects them
+by default."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adapt_jax import models
+from adapt_jax.config_base import get_base_config
+from adapt_jax.models import layers
+
+TOL = 1e-4
+
+
+@pytest.fixture(autouse=True)
+def _reset_impl():
+    yield
+    layers.set_conv_impl(None)
+
+
+def _plain(x, w, pads):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), pads,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _close(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    scale = max(1.0, float(np.max(np.abs(b))))
+    np.testing.assert_allclose(a / scale, b / scale, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("k,pads", [(3, ((1, 1), (1, 1))), (1, ((0, 0), (0, 0))),
+                                    (3, ((0, 0), (0, 0))), (4, ((1, 2), (1, 2))),
+                                    (3, ((2, 0), (0, 1)))])
+def test_matches_plain_conv_values_and_gradients(k, pads):
+    kx, kw, kg = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (3, 7, 6, 5))
+    w = 0.3 * jax.random.normal(kw, (k, k, 5, 4))
+    y_ref = _plain(x, w, pads)
+    y = layers.conv_matmul_grad(x, w, pads)
+    _close(y, y_ref)
+    g = jax.random.normal(kg, y_ref.shape)
+
+    def loss(f):
+        return lambda x, w: jnp.sum(jnp.tanh(f(x, w)) * g)
+
+    dx, dw = jax.jit(jax.grad(loss(lambda x, w: layers.conv_matmul_grad(x, w, pads)),
+                              (0, 1)))(x, w)
+    dx_ref, dw_ref = jax.jit(jax.grad(loss(lambda x, w: _plain(x, w, pads)), (0, 1)))(x, w)
+    _close(dx, dx_ref)
+    _close(dw, dw_ref)
+
+
+def test_1x1_matmul_matches_plain_conv():
+    x = jax.random.normal(jax.random.key(5), (3, 4, 5, 6))
+    w = jax.random.normal(jax.random.key(6), (1, 1, 6, 7))
+    pads = ((0, 0), (0, 0))
+    _close(layers.conv1x1_matmul(x, w), _plain(x, w, pads))
+
+    def loss(f):
+        return lambda x, w: jnp.sum(jnp.cos(f(x, w)))
+
+    got = jax.grad(loss(layers.conv1x1_matmul), (0, 1))(x, w)
+    want = jax.grad(loss(lambda x, w: _plain(x, w, pads)), (0, 1))(x, w)
+    for a, b in zip(got, want, strict=True):
+        _close(a, b)
+
+
+def test_second_order_gradients_match():
+    """Reverse-over-reverse (e.g. a gradient penalty) still differentiates the custom rule."""
+    x = jax.random.normal(jax.random.key(1), (2, 5, 5, 3))
+    w = 0.3 * jax.random.normal(jax.random.key(2), (3, 3, 3, 4))
+    pads = ((1, 1), (1, 1))
+
+    def penalty(conv):
+        def f(w):
+            gx = jax.grad(lambda x: jnp.sum(jnp.sin(conv(x, w, pads))))(x)
+            return jnp.sum(gx ** 2)
+        return jax.grad(f)(w)
+
+    _close(penalty(layers.conv_matmul_grad), penalty(_plain))
+
+
+def test_auto_selects_matmul_grad_only_on_cpu(monkeypatch):
+    monkeypatch.delenv(layers.CONV_IMPL_ENV, raising=False)
+    expected = "cpu_auto" if jax.default_backend() == "cpu" else "xla"
+    assert layers.conv_impl() == expected
+    monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+    assert layers.conv_impl() == "xla"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert layers.conv_impl() == "xla"
+    monkeypatch.setenv(layers.CONV_IMPL_ENV, "xla")
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert layers.conv_impl() == "xla"
+    monkeypatch.delenv(layers.CONV_IMPL_ENV)
+    assert layers.conv_impl() == "cpu_auto"
+    layers.set_conv_impl("matmul_grad")
+    assert layers.conv_impl() == "matmul_grad"
+    with pytest.raises(ValueError, match="unknown conv impl"):
+        layers.set_conv_impl("cudnn")
+
+
+def _primitives(f, *args) -> str:
+    return str(jax.make_jaxpr(f)(*args))
+
+
+@pytest.mark.parametrize("impl,shape,k,want", [
+    ("xla", (2, 32, 32, 8), 3, "plain"),
+    ("xla", (2, 32, 32, 8), 1, "plain"),
+    ("cpu_auto", (2, 32, 32, 8), 3, "taps"),  # large image: taps
+    ("cpu_auto", (2, 16, 16, 64), 3, "taps"),  # 16x16, not tiny
+    ("cpu_auto", (2, 16, 16, 8), 3, "plain"),  # 16x16, tiny channels
+    ("cpu_auto", (2, 8, 8, 256), 3, "plain"),  # small image
+    ("cpu_auto", (2, 8, 8, 8), 1, "matmul"),  # 1x1: always a matmul
+    ("matmul_grad", (2, 4, 4, 8), 3, "taps"),  # forced: every kxk conv
+])
+def test_which_form_each_conv_takes(impl, shape, k, want):
+    layers.set_conv_impl(impl)
+    x = jnp.zeros(shape)
+    w = jnp.zeros((k, k, shape[-1], 64))
+    dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    jaxpr = _primitives(lambda a, b: layers._conv_general_dilated(
+        a, b, (1, 1), "SAME", dimension_numbers=dn), x, w)
+    got = ("taps" if "custom_vjp" in jaxpr else
+           "plain" if "conv_general_dilated" in jaxpr else "matmul")
+    assert got == want
+
+
+def test_unsupported_convs_fall_back_to_plain():
+    """Strided / dilated / grouped convs never take the custom path (same result either way)."""
+    layers.set_conv_impl("matmul_grad")
+    x = jax.random.normal(jax.random.key(3), (2, 8, 8, 4))
+    w = jax.random.normal(jax.random.key(4), (3, 3, 2, 4))
+    dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    simple = jax.make_jaxpr(lambda a, b: layers._conv_general_dilated(
+        a, b, (1, 1), "SAME", dimension_numbers=dn))(x, jnp.concatenate([w, w], axis=2))
+    assert "custom_vjp" in str(simple)
+    for kw in (dict(window_strides=(2, 2)), dict(feature_group_count=2),
+               dict(rhs_dilation=(2, 2))):
+        args = dict(window_strides=(1, 1), padding="SAME", dimension_numbers=dn,
+                    feature_group_count=1) | kw
+        rhs = w if args["feature_group_count"] == 2 else jnp.concatenate([w, w], axis=2)
+        jaxpr = jax.make_jaxpr(
+            lambda a, b, args=args: layers._conv_general_dilated(a, b, **args))(x, rhs)
+        assert "custom_vjp" not in str(jaxpr)
+
+
+def _model(name: str, **kw):
+    cfg = get_base_config().model
+    cfg.name = name
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return models.create(cfg)
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("sngan", dict(resolution=32, g_ch=8, d_ch=8, z_dim=16, num_classes=0)),
+    ("biggan", dict(resolution=16, g_ch=8, d_ch=8, z_dim=16, num_classes=10, attention=True)),
+])
+@pytest.mark.parametrize("impl", ["matmul_grad", "cpu_auto"])
+def test_model_outputs_and_gradients_match(name, kw, impl):
+    """Whole G and D (SN, BN, attention, 1x1 and 3x3 convs): same params, outputs, gradients."""
+    gan = _model(name, **kw)
+    layers.set_conv_impl("xla")
+    g_ref, d_ref = jax.jit(gan.init)(jax.random.key(0))
+    layers.set_conv_impl(impl)
+    g_new, d_new = jax.jit(gan.init)(jax.random.key(0))
+    assert jax.tree.structure(g_ref) == jax.tree.structure(g_new)
+    assert jax.tree.structure(d_ref) == jax.tree.structure(d_new)
+    for a, b in zip(jax.tree.leaves((g_ref, d_ref)), jax.tree.leaves((g_new, d_new)),
+                    strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+    n = 4
+    z = jax.random.normal(jax.random.key(1), (n, gan.z_dim))
+    y = jnp.arange(n) % gan.num_classes if gan.num_classes else None
+
+    def loss(gp, dp):
+        x, _ = gan.generator.apply({**g_ref, "params": gp}, z, y, train=True,
+                                   mutable=[k for k in g_ref if k != "params"])
+        logits, _ = gan.discriminator.apply({**d_ref, "params": dp}, x, y, update_stats=True,
+                                            mutable=[k for k in d_ref if k != "params"])
+        return jnp.mean(jax.nn.softplus(-logits)), (x, logits)
+
+    results = {}
+    for variant in ("xla", impl):
+        layers.set_conv_impl(variant)
+        f = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+        results[variant] = f(g_ref["params"], d_ref["params"])
+    for a, b in zip(jax.tree.leaves(results[impl]), jax.tree.leaves(results["xla"]),
+                    strict=True):
+        _close(a, b)

@@ -1,0 +1,69 @@
+"""Bad input is rejected before anything compiles, with a message naming the field and the fix."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import tiny_config
+
+from adapt_jax.validation import ConfigError, check_workdir, validate_config
+
+INVALID = [
+    ({"method": "adapt"}, "config.method='adapt' is unknown"),
+    ({"strategy": "weak", "method": "static"}, "config.strategy='weak' is unknown"),
+    ({"loss": "lsgan"}, "config.loss='lsgan' is unknown"),
+    ({"model.name": "stylegan"}, "config.model"),
+    ({"model.resolution": 20}, "config.model"),
+    ({"data.source": "imagenet"}, "config.data.source='imagenet' is unknown"),
+    ({"sparse.density_g": 0.0}, "config.sparse.density_g=0.0 is outside (0, 1]"),
+    ({"sparse.density_g": 1.5}, "config.sparse.density_g=1.5 is outside (0, 1]"),
+    ({"sparse.density_d": -0.1}, "config.sparse.density_d=-0.1 is outside (0, 1]"),
+    ({"sparse.d_max": 0.2, "sparse.density_d": 0.2}, "exceeds config.sparse.d_max"),
+    ({"balance.lower": 0.6, "balance.upper": 0.5}, "must be < config.balance.upper"),
+    ({"balance.lower": 0.5, "balance.upper": 0.5}, "must be < config.balance.upper"),
+    ({"sparse.delta_d": 0.0}, "config.sparse.delta_d=0.0 must be in (0, 1]"),
+    ({"sparse.g_update_every": 0}, "config.sparse.g_update_every=0 must be > 0"),
+    ({"sparse.d_adjust_every": -5}, "config.sparse.d_adjust_every=-5 must be > 0"),
+    ({"balance.br_every": 0}, "config.balance.br_every=0 must be > 0"),
+    ({"train.num_iters": 0}, "config.train.num_iters=0 must be > 0"),
+    ({"method": "adapt_strict", "sparse.d_max": 1.0}, "needs config.sparse.d_max < 1"),
+    ({"diffaug": "color,blur"}, "config.diffaug='color,blur'"),
+    ({"data.source": "folder", "data.path": "/nonexistent/dir"}, "config.data.path"),
+    ({"eval.inception_path": "/nonexistent/inception.npz"}, "config.eval.inception_path"),
+    ({"eval.flops_mode": "approx"}, "config.eval.flops_mode='approx' is unknown"),
+    ({"sparse.distribution": "snip"}, "config.sparse.distribution='snip' is unknown"),
+    ({"balance.window": 1, "balance.br_every": 2}, "the window would never fill"),
+]
+
+
+@pytest.mark.parametrize("overrides,fragment", INVALID)
+def test_invalid_config_rejected_with_field_and_fix(overrides, fragment):
+    overrides = dict(overrides)
+    c = tiny_config(overrides.pop("method", "adapt_relax"), **overrides)
+    with pytest.raises(ConfigError) as e:
+        validate_config(c)
+    assert fragment in str(e.value)
+
+
+def test_tiny_config_is_valid():
+    validate_config(tiny_config())
+
+
+def test_workdir_of_a_different_run_is_refused(tmp_path):
+    check_workdir(tiny_config(), str(tmp_path))
+    check_workdir(tiny_config(**{"train.num_iters": 80}), str(tmp_path))  # extending is fine
+    with pytest.raises(ConfigError, match="holds a run of a different config"):
+        check_workdir(tiny_config(**{"sparse.density_g": 0.5}), str(tmp_path))
+
+
+def test_cli_exits_nonzero_without_traceback(tmp_path):
+    """The CLI prints one line naming the field; no Python traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "adapt_jax.main", "--config=configs/biggan_tiny.py",
+         "--config.sparse.density_g=2.0", f"--workdir={tmp_path}"],
+        capture_output=True, text=True, timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 2
+    assert "config.sparse.density_g=2.0 is outside (0, 1]" in proc.stderr
+    assert "Traceback" not in proc.stderr
