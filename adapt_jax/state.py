@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.struct
@@ -35,6 +36,10 @@ class TrainState:
     ema_params: Any  # EMA of G's params, exactly as sparse as G's masks
     step: jax.Array  # completed iterations (int32)
     rng: jax.Array  # base key; per-iteration keys are fold_in(rng, step, sub) so resume is exact
+    # First iteration whose loss or gradients were non-finite (0 = none). Recorded on device so
+    # the host can name the iteration without a sync per step; ReLUs can hide NaN weights from
+    # the loss, so gradients are checked too.
+    nonfinite_at: jax.Array = dataclasses.field(default_factory=lambda: jnp.zeros((), jnp.int32))
 
 
 def split_variables(variables: dict) -> tuple[Any, dict]:

@@ -49,6 +49,12 @@ def _keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
+def _note_nonfinite(state: TrainState, ok: jax.Array) -> jax.Array:
+    """`state.nonfinite_at`, set to this iteration (step + 1) on its first non-finite step."""
+    first = (state.nonfinite_at == 0) & ~ok
+    return jnp.where(first, state.step + 1, state.nonfinite_at).astype(jnp.int32)
+
+
 def _replace_masks(net: NetState, params: Any, masks: Any, reset_moments: bool) -> NetState:
     """Install new masks; optionally zero optimizer moments of newly grown entries."""
     opt_state = net.opt_state
@@ -114,11 +120,11 @@ class GanSteps:
         grads, stats, metrics = self._d_loss_and_grads(state, reals, labels,
                                                        iteration_key(state, sub))
         d = _apply_tx(self.tx_d, state.d, grads).replace(stats=stats)
+        ok = _all_finite(metrics["d_loss"], grads)
         if self.cfg.skip_nonfinite:
-            ok = _all_finite(metrics["d_loss"], grads)
             d = _keep_if(ok, d, state.d)
             metrics["skipped"] = ~ok
-        return state.replace(d=d), metrics
+        return state.replace(d=d, nonfinite_at=_note_nonfinite(state, ok)), metrics
 
     def g_step(self, state: TrainState, reals, labels, sub, measure_br, update_mask,
                drop_fraction):
@@ -138,8 +144,10 @@ class GanSteps:
         (g_loss, (g_stats, fake_pre)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             g.params)
         new_g = _apply_tx(self.tx_g, g, grads).replace(stats=g_stats)
+        ok = _all_finite(g_loss, grads)
         if self.cfg.skip_nonfinite:
-            new_g = _keep_if(_all_finite(g_loss, grads), new_g, g)
+            new_g = _keep_if(ok, new_g, g)
+        state = state.replace(nonfinite_at=_note_nonfinite(state, ok))
 
         def br_terms(_):
             # Measuring must not change training: SN/BN updates of these forwards are dropped.

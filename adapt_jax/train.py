@@ -270,12 +270,11 @@ class Trainer:
 
     def check_finite(self, metrics: dict[str, jax.Array]) -> dict[str, float]:
         """Host copy of the scalar metrics; raises NonFiniteError under nan_policy='stop'."""
-        m = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "br_terms"}
-        if self.config.train.nan_policy == "stop":
-            for k in ("d_loss", "g_loss"):
-                if not np.isfinite(m[k]):
-                    self._non_finite(self.t, k)
-        return m
+        m, at = jax.device_get(({k: v for k, v in metrics.items() if k != "br_terms"},
+                                self.state.nonfinite_at))
+        if self.config.train.nan_policy == "stop" and int(at):
+            self._non_finite(int(at), "loss or gradients")
+        return {k: float(v) for k, v in m.items()}
 
     def _non_finite(self, t: int, what: str) -> None:
         raise NonFiniteError(

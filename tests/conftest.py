@@ -12,7 +12,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 # The offline score's classifier is trained once per test session, not once per run.
-_EVAL_CACHE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".pytest_cache",
+EVAL_CACHE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".pytest_cache",
                                            "eval_cache"))
 
 
@@ -29,7 +29,7 @@ def tiny_config(method: str = "adapt_relax", **overrides):
     c.sparse.update(density_g=0.3, density_d=0.3, g_update_every=5, d_adjust_every=10,
                     posthoc_finetune_fraction=0.5)
     c.balance.update(br_every=2, window=10, lower=0.45, upper=0.55)
-    c.eval.update(every=1000, batch_size=16, num_samples=200, cache_dir=_EVAL_CACHE)
+    c.eval.update(every=1000, batch_size=16, num_samples=200, cache_dir=EVAL_CACHE)
     if method == "adapt_strict":
         c.sparse.d_max = 0.5
     for k, v in overrides.items():
