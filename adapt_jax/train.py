@@ -26,6 +26,7 @@ from jax.sharding import PartitionSpec as P
 from adapt_jax import balance, data, flops, methods, models, report, sampling, sparse
 from adapt_jax import eval as evaluation
 from adapt_jax.checkpoint import Checkpointer
+from adapt_jax.diagnostics import SparsityDiagnostics
 from adapt_jax.state import TrainState, init_net
 from adapt_jax.steps import GanSteps, StepConfig
 from adapt_jax.validation import ConfigError, check_workdir, validate_config
@@ -83,6 +84,9 @@ class Trainer:
         self.state = self._init_state()
         self.g_maskable = sparse.count_maskable(self.state.g.masks)
         self.d_maskable = sparse.count_maskable(self.state.d.masks)
+        self.diagnostics = SparsityDiagnostics()
+        self.diagnostics.observe(0, "g", self.state.g.masks, event=True)
+        self.diagnostics.observe(0, "d", self.state.d.masks, event=True)
         self.window = balance.BalanceWindow(config.balance.window, config.balance.br_every,
                                             config.balance.criterion, config.balance.reduce)
         self.controller = self._make_controller()
@@ -188,6 +192,7 @@ class Trainer:
             "flops": self.flops.to_dict(),
             "history": self.history,
             "eval": self.eval_log,
+            "diagnostics": self.diagnostics.to_dict(),
             "config": self.config.to_json_best_effort(),
         }
 
@@ -200,6 +205,8 @@ class Trainer:
         self.flops = flops.TrainingFlops.from_dict(host["flops"], self.g_layers, self.d_layers)
         self.history = {k: [tuple(x) for x in v] for k, v in host["history"].items()}
         self.eval_log = host["eval"]
+        if "diagnostics" in host:
+            self.diagnostics.load_dict(host["diagnostics"])
 
     # -- one iteration ---------------------------------------------------------------------
     def _next_batch(self) -> tuple[jax.Array, jax.Array | None]:
@@ -245,6 +252,8 @@ class Trainer:
             self.history["density_d"].append((t, self._density("d")))
         if g_changed or t == 1:
             self.history["density_g"].append((t, self._density("g")))
+        self.diagnostics.observe(t, "g", self.state.g.masks, event=g_changed)
+        self.diagnostics.observe(t, "d", self.state.d.masks, event=d_event)
         self.t = t
         return metrics
 
@@ -348,6 +357,7 @@ def _log_scalars(trainer: Trainer, metrics: dict[str, jax.Array], its: float) ->
     scalars["density_d"] = trainer._density("d")
     for net, v in trainer.flops.normalized().items():
         scalars[f"flops_normalized_{net}"] = v
+    scalars.update(trainer.diagnostics.scalars())
     scalars["iterations_per_sec"] = its
     return scalars
 
@@ -463,8 +473,11 @@ def _finish(trainer: Trainer, key, grid_n: int, grid_labels, seconds: float) -> 
         "flops_normalized": trainer.flops.normalized(),
         "d_decisions": decisions,
         "eval": trainer.eval_log,
+        "sparsity": trainer.diagnostics.summary(),
         "seconds_this_process": seconds,
         "workdir": os.path.abspath(wd),
     }
+    with open(os.path.join(wd, "layer_density.md"), "w") as f:
+        f.write(trainer.diagnostics.layer_table())
     report.write_json_atomic(os.path.join(wd, "summary.json"), summary)
     return summary

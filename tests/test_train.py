@@ -76,11 +76,16 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
     full = tmp_path / "full"
     c = tiny_config("adapt_relax")
     summary = train.run(c, str(full))
-    for name in ("samples.png", "balance.png", "summary.json", "config.json"):
+    for name in ("samples.png", "balance.png", "summary.json", "config.json",
+                 "layer_density.md"):
         assert (full / name).exists(), name
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(full))
     assert json.loads((full / "summary.json").read_text())["iterations"] == 40
     assert summary["flops_normalized"]["total"] < 1.0
+    g = summary["sparsity"]["g"]
+    # G DST moved masks at every event, so more weights were ever active than are active now.
+    assert g["events"] == 40 // c.sparse.g_update_every - 1
+    assert g["itop_rate"] > g["density_final"] == pytest.approx(c.sparse.density_g, abs=1e-3)
 
     split = tmp_path / "split"
     assert train.run(c, str(split), stop_after=20) is None
@@ -96,3 +101,4 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
                         sa[1], sb[1], is_leaf=lambda x: x is None)
     assert all(v for v in jax.tree.leaves(same) if v is not None)
     assert sa[2]["controller"] == sb[2]["controller"]
+    assert sa[2]["diagnostics"] == sb[2]["diagnostics"]
