@@ -24,7 +24,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.5"],
+    # nbclient + ipykernel execute launch/colab_tpu.ipynb in tests.
+    "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.5", "nbclient",
+             "nbformat", "ipykernel"],
 }
 
 setup(

@@ -42,7 +42,8 @@ class BalanceWindow:
     def __init__(self, window_iters: int, every: int, criterion: str = "br",
                  reduce: str = "mean_of_ratios"):
         if criterion not in CRITERIA:
-            raise ValueError(f"balance.criterion={criterion!r} is unknown; choose one of {CRITERIA}.")
+            raise ValueError(
+                f"balance.criterion={criterion!r} is unknown; choose one of {CRITERIA}.")
         if reduce not in REDUCTIONS:
             raise ValueError(f"balance.reduce={reduce!r} is unknown; choose one of {REDUCTIONS}.")
         self.window_iters = int(window_iters)

@@ -21,6 +21,9 @@ from adapt_jax import export, models, sampling, sparse, train
 from adapt_jax.run_loading import load_generator
 from adapt_jax.state import split_variables
 
+# One trained run serves every test here: keep them on one xdist worker.
+pytestmark = pytest.mark.xdist_group("export_run")
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> str:

@@ -14,9 +14,12 @@ from conftest import tiny_config
 from adapt_jax import train
 assert jax.device_count() == {n}, jax.devices()
 tr = train.Trainer(tiny_config('adapt_relax', **{{'train.num_iters': 12}}), sys.argv[1])
+losses = []
 while tr.t < 12:
-    tr.iteration()
-leaves = jax.tree.leaves(jax.device_get((tr.state.g.params, tr.state.d.params, tr.state.d.masks)))
+    m = tr.iteration()
+    losses.append([float(m["d_loss"]), float(m["g_loss"])])
+tree = (tr.state.g.params, tr.state.d.params, tr.state.g.masks, tr.state.d.masks, losses)
+leaves = jax.tree.leaves(jax.device_get(tree))
 x = tr._next_batch()[0]
 assert len(x.sharding.device_set) == {n}
 np.savez(sys.argv[2], *leaves)
@@ -38,9 +41,17 @@ def _run(n: int, tmp_path) -> list[np.ndarray]:
 def test_eight_devices_match_one(tmp_path):
     one, eight = _run(1, tmp_path), _run(8, tmp_path)
     assert len(one) == len(eight)
-    for a, b in zip(one, eight, strict=True):
+    losses_1, losses_8 = np.array(one[-24:]), np.array(eight[-24:])
+    # The losses see the whole global batch only if the 8 shards are reduced correctly.
+    np.testing.assert_allclose(losses_8, losses_1, rtol=1e-3, atol=1e-4)
+    off = total = 0
+    for a, b in zip(one[:-24], eight[:-24], strict=True):
         if a.dtype == bool:
-            # Masks: a near-tie in |grad| may flip an entry or two, never more.
+            # Masks (RigL grows by |global grad|): a near-tie may flip an entry or two.
             assert np.mean(a != b) < 1e-3
         else:
-            np.testing.assert_allclose(a, b, atol=2e-4, rtol=2e-3)
+            off += int(np.sum(~np.isclose(a, b, atol=2e-4, rtol=2e-3)))
+            total += a.size
+    # Adam turns float noise in gradients that are zero in exact arithmetic (biases before
+    # BatchNorm) into +-lr steps, so a few such entries differ; anything systematic would not.
+    assert off / total < 2e-3, f"{off} of {total} weights differ"

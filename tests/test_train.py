@@ -6,9 +6,9 @@ import os
 import jax
 import numpy as np
 import pytest
+from conftest import tiny_config
 
 from adapt_jax import methods, sparse, train
-from conftest import tiny_config
 
 
 def _zero_where_off(params, masks) -> bool:
