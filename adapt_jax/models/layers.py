@@ -95,7 +95,7 @@ def _wrapped(layer: nn.Module, spec: LayerSpec, sn: bool, name: str) -> nn.Modul
 # -- convolution implementation ---------------------------------------------------------------
 # XLA:CPU computes a conv's weight gradient as a conv whose "kernel" is the whole output-gradient
 # image; its cost grows with the image: ~1.5x the forward at 4x4, ~3x at 16x16, 6-9x at 32x32,
-# and 65x for a 1x1 conv at 32x32 (benchmarks/results/conv_gap.json). That made full-size CPU G
+# and 65x for a 1x1 conv at 32x32 (`benchmarks/conv_gap.py --config full`). That made full CPU G
 # steps several times slower than PyTorch. On CPU (`conv_impl() == 'cpu_auto'`):
 # - 1x1 convs are a matmul (einsum): forward, input and weight gradients are all GEMMs;
 # - kxk convs whose weight gradient XLA:CPU handles badly use `conv_matmul_grad`: XLA's forward
