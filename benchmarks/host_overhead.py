@@ -9,9 +9,6 @@ Checks and timings (tiny config, adapt_relax; `--config full` for the SNGAN size
 4. Host pieces per iteration, each timed alone (medians): BatchIterator.next(), to_global(),
    the schedule scalars (`jnp.int32(i)` etc., n_critic + 4 uploads per iteration), FLOPs
    bookkeeping, and a step call's dispatch.
-5. Before/after for the proposed train.py change (device scalars created once and reused,
-   drop fraction as a numpy scalar): whole iterations of the current `Trainer` against a
-   subclass with that change, interleaved.
 
 Usage: python benchmarks/host_overhead.py [--config tiny] [--rounds 7] [--iters 20]
 """
@@ -28,60 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adapt_jax import data, sparse, train
-
-
-class CachedScalarTrainer(train.Trainer):
-    """`Trainer` with the proposed change: schedule scalars are device arrays made once
-    (replicated) and reused; the drop fraction is passed as a numpy scalar. Same computation."""
-
-    def _scalar(self, value, dtype):
-        key = (dtype, value)
-        cache = self.__dict__.setdefault("_scalars", {})
-        if key not in cache:
-            cache[key] = jax.device_put(np.asarray(value, dtype), self.replicated)
-        return cache[key]
-
-    def iteration(self):
-        t = self.t + 1
-        c, sched = self.config, self.schedule
-        n_critic = c.train.n_critic
-        metrics = {}
-        for i in range(n_critic):
-            reals, labels = self._next_batch()
-            if t == c.train.inject_nan_at:
-                reals = reals * jnp.nan
-            self.state, metrics = self.steps["d_step"](self.state, reals, labels,
-                                                       self._scalar(i, np.int32))
-        g_event = sched.g_event(t)
-        measure = sched.measure_br(t)
-        drop = sparse.drop_fraction_schedule(c.sparse.g_drop_schedule,
-                                             c.sparse.g_drop_fraction, sched.total)(t)
-        self.state, g_metrics = self.steps["g_step"](
-            self.state, reals, labels, self._scalar(n_critic, np.int32),
-            self._scalar(measure, np.bool_), self._scalar(g_event, np.bool_),
-            np.float32(drop))
-        metrics = {**metrics, **g_metrics}
-        if measure:
-            self.pending_br.append((t, g_metrics["br_terms"]))
-        d_event = sched.d_event(t)
-        if d_event:
-            self._d_event(t, reals, labels)
-        if sched.prune_at == t:
-            target = round(c.sparse.density_g * self.g_maskable)
-            self.state = self.steps["g_prune"](self.state, jax.random.PRNGKey(t),
-                                               jnp.int32(target))
-        g_changed = g_event or sched.prune_at == t
-        self.flops.iteration(
-            t, self._layer_densities("g") if g_changed else None,
-            self._layer_densities("d") if d_event else None,
-            br_measured=measure, g_event=g_changed, d_event=d_event)
-        if d_event or t == 1:
-            self.history["density_d"].append((t, self._density("d")))
-        if g_changed or t == 1:
-            self.history["density_g"].append((t, self._density("g")))
-        self.t = t
-        return metrics
+from adapt_jax import data, sparse
 
 
 def _median_us(fn, n: int = 200) -> float:
@@ -218,30 +162,6 @@ def host_pieces(tr) -> dict:
     return pieces
 
 
-def before_after(which: str, rounds: int, iters: int) -> dict:
-    trainers = {"current": _bench.make_trainer(which, "adapt_relax")}
-    c = trainers["current"].config
-    trainers["cached_scalars"] = CachedScalarTrainer(c, trainers["current"].workdir + "_b")
-    for tr in trainers.values():
-        for _ in range(3):
-            tr.iteration()
-        _bench.block(tr.state)
-    samples = collections.defaultdict(list)
-    for _ in range(rounds):
-        for name, tr in trainers.items():
-            def run(tr=tr):
-                for _ in range(iters):
-                    tr.iteration()
-                return tr.state
-            samples[name].append(_bench.timed(run) / iters)
-    a, b = trainers["current"].state, trainers["cached_scalars"].state
-    same = all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a.g.params),
-                                                           jax.tree.leaves(b.g.params),
-                                                           strict=True))
-    return {name: {"s_per_iter": _bench.median(s), "samples": s}
-            for name, s in samples.items()} | {"same_params_after": same}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny", choices=["tiny", "full"])
@@ -278,12 +198,6 @@ def main() -> None:
                                           for k, v in result["host_pieces_us"].items()))
     print(f"data pipeline per iteration: {per_iter_host:.0f} us = "
           f"{100 * result['data_pipeline_fraction_of_iteration']:.2f}% of an iteration")
-    if args.config == "tiny":
-        result["before_after_cached_scalars"] = before_after(args.config, args.rounds, args.iters)
-        ba = result["before_after_cached_scalars"]
-        print(f"before/after (s/iter): current {ba['current']['s_per_iter']:.4f}, "
-              f"cached scalars {ba['cached_scalars']['s_per_iter']:.4f}; same params: "
-              f"{ba['same_params_after']}")
     result["load_average"] = sampler.stop()
     print(f"load average (1 min) during the run: {result['load_average']}")
     _bench.write(f"host_overhead_{args.config}", result)
