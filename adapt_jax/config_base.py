@@ -27,6 +27,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.model.d_ch = 64
     c.model.num_classes = 0  # 0 = unconditional
     c.model.attention = False
+    # Compute dtype: 'bfloat16' = mixed precision for GPU/TPU (params, masks and optimizer state
+    # stay float32; logits and images are float32). On CPU it is slower than float32.
+    c.model.dtype = "float32"
 
     c.data = ml_collections.ConfigDict()
     c.data.source = "digits"  # digits | tfds | folder

@@ -17,6 +17,7 @@ class ConfigError(ValueError):
 
 CHOICES = {
     "loss": ("hinge", "ns", "wasserstein"),
+    "model.dtype": ("float32", "bfloat16"),
     "sparse.distribution": ("erk", "er", "uniform"),
     "sparse.g_drop_schedule": ("cosine", "linear", "constant"),
     "sparse.g_growth": ("rigl", "set"),

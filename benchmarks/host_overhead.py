@@ -149,7 +149,7 @@ def host_pieces(tr) -> dict:
         "drop_fraction_schedule": _median_us(lambda: sparse.drop_fraction_schedule(
             c.sparse.g_drop_schedule, c.sparse.g_drop_fraction, tr.schedule.total)(7)),
         "flops_iteration_bookkeeping": _median_us(lambda: tr.flops.iteration(
-            1, None, None, br_measured=False, g_event=False, d_event=False)),
+            tr.flops.t + 1, None, None, br_measured=False, g_event=False, d_event=False)),
     }
     _bench.block(tr.state)
     ts = []

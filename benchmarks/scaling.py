@@ -28,7 +28,8 @@ import _bench
 import numpy as np
 
 OVERRIDES = {"sparse.g_update_every": 3, "sparse.d_adjust_every": 5, "balance.br_every": 1,
-             "balance.window": 2, "balance.lower": -1e9, "balance.upper": -1e8}
+             "balance.window": 2, "balance.lower": -1e9, "balance.upper": -1e8,
+             "eval.batch_size": 64}  # divisible by every device count tried
 
 
 def child(config: str, iters: int, timed_iters: int, rounds: int, out: str) -> None:

@@ -15,6 +15,7 @@ import functools
 import math
 import os
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -32,7 +33,10 @@ BN_MOMENTUM = 0.9
 
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
-    """How a network builds its layers: spectral norm on/off and the weight-init scheme.
+    """How a network builds its layers: spectral norm on/off, the weight-init scheme, and the
+    compute dtype (float32, or bfloat16 for mixed precision on GPU/TPU: parameters, masks,
+    optimizer state, BN statistics and spectral-norm vectors stay float32; activations and the
+    matmul/conv inputs are cast to `dtype`).
 
     init: 'torch' (PyTorch default: kaiming-uniform a=sqrt(5), uniform bias; SNGAN reference),
     'kaiming' (kaiming-normal fan_in, zero bias; reference resnet.48), 'normal02' (N(0, 0.02),
@@ -42,6 +46,7 @@ class LayerSpec:
     sn: bool = False
     init: str = "torch"
     sn_eps: float = 1e-12
+    dtype: Any = jnp.float32
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -204,8 +209,9 @@ def _conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
 
     impl = conv_impl()
     ones = (1,) * (lhs.ndim - 2)
-    simple = (
-        impl != "xla" and lhs.ndim == 4 and not kwargs and feature_group_count == 1
+    simple = (  # the CPU forms are float32-only; mixed precision is a GPU/TPU feature
+        impl != "xla" and lhs.dtype == jnp.float32
+        and lhs.ndim == 4 and not kwargs and feature_group_count == 1
         and tuple(window_strides) == ones
         and tuple(lhs_dilation or ones) == ones and tuple(rhs_dilation or ones) == ones
         and dimension_numbers is not None
@@ -242,6 +248,7 @@ def conv(
         kernel_init=spec.kernel_init(),
         bias_init=spec.bias_init(fan_in),
         conv_general_dilated=_conv_general_dilated,
+        dtype=spec.dtype,
         parent=None,
     )
     return _wrapped(layer, spec, spec.sn, name)(x, update_stats=update_stats)
@@ -261,6 +268,7 @@ def dense(
         use_bias=use_bias,
         kernel_init=spec.kernel_init(),
         bias_init=spec.bias_init(x.shape[-1]),
+        dtype=spec.dtype,
         parent=None,
     )
     return _wrapped(layer, spec, spec.sn, name)(x, update_stats=update_stats)
@@ -277,7 +285,8 @@ def embed(
     update_stats: bool = False,
 ) -> Array:
     """Class embedding; `sn` overrides spec.sn (CBN tables are never spectrally normalised)."""
-    layer = nn.Embed(num_embeddings, features, embedding_init=spec.embed_init(), parent=None)
+    layer = nn.Embed(num_embeddings, features, embedding_init=spec.embed_init(),
+                     dtype=spec.dtype, parent=None)
     use_sn = spec.sn if sn is None else sn
     return _wrapped(layer, spec, use_sn, name)(y, update_stats=update_stats)
 
@@ -316,6 +325,7 @@ class CondBatchNorm(nn.Module):
             epsilon=self.eps,
             use_scale=affine,
             use_bias=affine,
+            dtype=self.spec.dtype,
             name="bn",
         )(x)
         if affine:
