@@ -9,6 +9,7 @@ import jax
 import ml_collections
 
 from adapt_jax import methods
+from adapt_jax.config_base import get_base_config
 
 
 class ConfigError(ValueError):
@@ -155,6 +156,9 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
         with open(path) as f:
             theirs = json.load(f)
         a, b = _flatten(ours), _flatten(theirs)
+        # A field added to the library since that run started counts as its default there.
+        defaults = _flatten(json.loads(get_base_config().to_json_best_effort()))
+        b = {**{k: v for k, v in defaults.items() if k in a and k not in b}, **b}
         changed = sorted(k for k in set(a) | set(b)
                          if a.get(k) != b.get(k)
                          and not any(k == f or k.startswith(f + ".") for f in RESUMABLE_CHANGES))

@@ -1,5 +1,6 @@
 """Bad input is rejected before anything compiles, with a message naming the field and the fix."""
 
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,20 @@ def test_workdir_of_a_different_run_is_refused(tmp_path):
     check_workdir(tiny_config(**{"train.num_iters": 80}), str(tmp_path))  # extending is fine
     with pytest.raises(ConfigError, match="holds a run of a different config"):
         check_workdir(tiny_config(**{"sparse.density_g": 0.5}), str(tmp_path))
+
+
+def test_workdir_from_an_older_version_without_a_new_field_resumes(tmp_path):
+    """A run started before a config field existed resumes while that field has its default,
+    and is refused once the new field is set to something else."""
+    check_workdir(tiny_config(), str(tmp_path))
+    path = tmp_path / "config.json"
+    saved = json.loads(path.read_text())
+    del saved["model"]["dtype"]
+    path.write_text(json.dumps(saved))
+    check_workdir(tiny_config(), str(tmp_path))
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="model.dtype"):
+        check_workdir(tiny_config(**{"model.dtype": "bfloat16"}), str(tmp_path))
 
 
 def test_cli_exits_nonzero_without_traceback(tmp_path):
