@@ -8,7 +8,7 @@ import os
 import jax
 import ml_collections
 
-from adapt_jax import methods
+from adapt_jax import methods, models
 from adapt_jax.config_base import get_base_config
 
 
@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
 CHOICES = {
     "loss": ("hinge", "ns", "wasserstein"),
-    "model.dtype": ("float32", "bfloat16"),
+    "model.dtype": tuple(models.DTYPES),
     "sparse.distribution": ("erk", "er", "uniform"),
     "sparse.g_drop_schedule": ("cosine", "linear", "constant"),
     "sparse.g_growth": ("rigl", "set"),
