@@ -52,6 +52,7 @@ class BalanceWindow:
         self.reduce = reduce
         self.items: collections.deque[Measurement] = collections.deque()
         self.skipped = 0  # BR measurements dropped because |beta| < BETA_EPS
+        self.last_t = 0  # iteration of the newest measurement, skipped ones included
 
     @property
     def capacity(self) -> int:
@@ -62,11 +63,14 @@ class BalanceWindow:
             self.skipped += 1
         else:
             self.items.append(m)
+        self.last_t = max(self.last_t, m.t)
         while self.items and self.items[0].t <= m.t - self.window_iters:
             self.items.popleft()
 
     def full(self) -> bool:
-        return len(self.items) >= self.capacity
+        """Measurements have spanned a whole window (a skipped one does not make the controller
+        wait another window) and at least one of them counts."""
+        return bool(self.items) and self.last_t >= self.capacity * self.every
 
     def value(self) -> float:
         """Time-averaged criterion over the window (NaN when empty)."""
@@ -82,11 +86,14 @@ class BalanceWindow:
         return num / den if abs(den) >= BETA_EPS else math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        return {"items": [dataclasses.astuple(m) for m in self.items], "skipped": self.skipped}
+        return {"items": [dataclasses.astuple(m) for m in self.items], "skipped": self.skipped,
+                "last_t": self.last_t}
 
     def load_dict(self, d: dict[str, Any]) -> None:
         self.items = collections.deque(_measurement(it) for it in d["items"])
         self.skipped = int(d["skipped"])
+        # Checkpoints written before last_t existed: the newest kept measurement.
+        self.last_t = int(d.get("last_t", self.items[-1].t if self.items else 0))
 
 
 def _measurement(item: list) -> Measurement:

@@ -4,6 +4,7 @@ FLOPs, history) as JSON, with fallback to an older step when the newest one is d
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -14,8 +15,11 @@ from absl import logging
 class Checkpointer:
     def __init__(self, directory: str, keep: int = 3):
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        # Damaged steps are moved here (never deleted), so a resumed run can save that step
+        # again (orbax refuses to overwrite an existing step) and a person can still look at it.
+        self.quarantine = self.directory.rstrip(os.sep) + "_damaged"
+        self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        self.manager = ocp.CheckpointManager(self.directory, options=self._options)
 
     def save(self, step: int, state: Any, host: dict[str, Any]) -> None:
         args = ocp.args.Composite(state=ocp.args.StandardSave(state),
@@ -31,21 +35,42 @@ class Checkpointer:
     def restore_latest(self, like_state: Any) -> tuple[int, Any, dict] | None:
         """Newest restorable checkpoint as (step, state, host), or None when there is none.
 
-        A checkpoint that fails to load (truncated file, missing item) is named in a warning
-        and the next older one is tried; nothing is deleted here.
+        A checkpoint that fails to load (truncated file, missing item) is named in a warning,
+        moved to `<directory>_damaged/`, and the next older one is tried; nothing is deleted.
         """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
+        damaged = []
+        result = None
         for step in reversed(self.steps()):
             args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                       host=ocp.args.JsonRestore())
             try:
                 restored = self.manager.restore(step, args=args)
             except Exception as e:  # orbax raises many types for damaged files
-                logging.warning("Checkpoint %s/%d is damaged (%s: %s); trying an older one.",
-                                self.directory, step, type(e).__name__, e)
+                logging.warning("Checkpoint %s/%d is damaged (%s: %s); moving it to %s and "
+                                "trying an older one.", self.directory, step,
+                                type(e).__name__, e, self.quarantine)
+                damaged.append(step)
                 continue
-            return step, restored["state"], dict(restored["host"])
-        return None
+            result = step, restored["state"], dict(restored["host"])
+            break
+        if damaged:
+            self._quarantine(damaged)
+        return result
+
+    def _quarantine(self, steps: list[int]) -> None:
+        """Move damaged step folders aside and reopen the manager so it forgets them."""
+        self.manager.close()
+        os.makedirs(self.quarantine, exist_ok=True)
+        for step in steps:
+            src = os.path.join(self.directory, str(step))
+            dst = os.path.join(self.quarantine, str(step))
+            suffix = 0
+            while os.path.exists(dst):  # the same step damaged twice: keep both
+                suffix += 1
+                dst = os.path.join(self.quarantine, f"{step}.{suffix}")
+            shutil.move(src, dst)
+        self.manager = ocp.CheckpointManager(self.directory, options=self._options)
 
     def close(self) -> None:
         self.manager.wait_until_finished()

@@ -206,13 +206,15 @@ class TrainingFlops:
     in the combined ratio --, the total of a net is `F(d_0) * m * k` at setup plus
     `F(d_t) * m * k` at every scheduled event t (g_event/d_event, counted even if nothing
     changed), `d_t` being the densities after the event. The dense run accumulates `F(1) * m * k`
-    at the same moments. A static run therefore totals `F_G(d_G) * m_G * T` and
+    at the same moments. An interval given as `(k_setup, k_event)` covers a run whose first
+    span differs from the later ones: `posthoc` is T dense iterations, then one prune event
+    followed by the fine-tuning iterations. A static run therefore totals `F_G(d_G) * m_G * T` and
     `F_D(d_D) * m_D * n_critic * T`; BR forwards and the second D pass are not counted.
     """
 
     def __init__(self, g_layers: Sequence[LayerMacs], d_layers: Sequence[LayerMacs], *,
                  batch_d: int, batch_g: int, n_critic: int, num_iters: int, mode: str,
-                 g_interval: int | None, d_interval: int | None,
+                 g_interval: int | tuple[int, int] | None, d_interval: int | None,
                  g_densities: Mapping[str, float], d_densities: Mapping[str, float]):
         if mode not in MODES:
             raise ValueError(f"unknown flops mode {mode!r}; expected one of {MODES}")
@@ -228,7 +230,7 @@ class TrainingFlops:
         self.t = 0
         if mode == "reference":
             for net in _NETS:
-                self._add_reference(net)
+                self._add_reference(net, setup=True)
 
     def _set_densities(self, net: str, densities: Mapping[str, float] | None) -> None:
         if densities is None:
@@ -250,10 +252,13 @@ class TrainingFlops:
         self._macs[net] += sparse * multiplier
         self._macs[f"{net}_dense"] += dense * multiplier
 
-    def _add_reference(self, net: str) -> None:
+    def _add_reference(self, net: str, setup: bool = False) -> None:
         """One reference accumulation: per-iteration MACs times the interval `k`."""
         m_g, m_d = iteration_multipliers("reference", **self._batch)
-        interval = self._interval[net] or self.num_iters
+        interval = self._interval[net]
+        if isinstance(interval, (tuple, list)):  # (k at setup, k at every event)
+            interval = interval[0 if setup else 1]
+        interval = interval or self.num_iters
         k = interval if net == "g" else interval * self._batch["n_critic"]
         self._add(net, (m_g if net == "g" else m_d) * k)
 

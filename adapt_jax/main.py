@@ -42,6 +42,8 @@ def main(argv: list[str]) -> None:
     except (ConfigError, train.NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if summary is None:  # stopped by SIGTERM/SIGINT: the warning above says how to resume
+        return
     logging.info("Finished: %s", summary)
     print(f"Done. Samples, balance plot and summary.json are in {os.path.abspath(workdir)}")
 

@@ -8,6 +8,7 @@ Everything jitted lives in `steps.py`; everything here is cheap host-side Python
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import signal
 import threading
@@ -167,7 +168,8 @@ class Trainer:
         return flops.TrainingFlops(
             self.g_layers, self.d_layers, batch_d=tc.batch_d, batch_g=tc.batch_g,
             n_critic=tc.n_critic, num_iters=sched.total, mode=c.eval.flops_mode,
-            g_interval=sched.g_every or (sched.prune_at if self.spec.posthoc else None),
+            g_interval=sched.g_every or ((sched.prune_at, sched.total - sched.prune_at)
+                                         if self.spec.posthoc else None),
             d_interval=sched.d_every,
             g_densities=self._layer_densities("g"), d_densities=self._layer_densities("d"))
 
@@ -330,7 +332,12 @@ class Trainer:
 def _evaluate(trainer: Trainer, evaluator, t: int) -> tuple[dict[str, float], bool]:
     """Score the EMA generator; returns (scores, whether it is the best so far)."""
     key = jax.random.PRNGKey(trainer.config.seed + 7919 * t)
-    scores = evaluator.evaluate(lambda n: trainer.sample(key, n))
+    batch_index = itertools.count()  # the evaluator asks batch by batch: each must be new z
+
+    def generate(n: int) -> np.ndarray:
+        return trainer.sample(jax.random.fold_in(key, next(batch_index)), n)
+
+    scores = evaluator.evaluate(generate)
     log = trainer.eval_log
     value = scores[evaluator.name]
     log["name"] = evaluator.name
@@ -351,15 +358,36 @@ def _log_scalars(trainer: Trainer, metrics: dict[str, jax.Array], its: float) ->
     trainer.flush_br()
     scalars["br_avg"] = trainer.window.value()
     if trainer.window.items:
-        scalars["br"] = trainer.window.items[-1].ratio()
+        last = trainer.window.items[-1]  # under ada_rt the |beta| guard does not filter
+        scalars["br"] = last.ratio() if last.beta != 0.0 else float("nan")
     scalars["br_skipped"] = trainer.window.skipped
     scalars["density_g"] = trainer._density("g")
     scalars["density_d"] = trainer._density("d")
     for net, v in trainer.flops.normalized().items():
         scalars[f"flops_normalized_{net}"] = v
     scalars.update(trainer.diagnostics.scalars())
+    for net in ("g", "d"):
+        for layer, v in trainer._layer_densities(net).items():
+            scalars[f"layer_density/{net}/{layer}"] = v
     scalars["iterations_per_sec"] = its
     return scalars
+
+
+# TensorBoard codes of the controller's actions ('wait': the window was not full yet).
+ACTION_CODES = {"decrease": -1.0, "none": 0.0, "increase": 1.0, "dst": 2.0, "wait": float("nan")}
+
+
+def _write_decisions(trainer: Trainer, writer, start: int) -> int:
+    """Each controller decision from index `start` on, at its own iteration; returns the next
+    index. Decisions live in the (checkpointed) controller, so a resumed run logs only new ones."""
+    if trainer.controller is None:
+        return start
+    decisions = trainer.controller.decisions
+    for d in decisions[start:]:
+        writer.write_scalars(d.t, {"controller/action": ACTION_CODES.get(d.action, float("nan")),
+                                   "controller/criterion": d.value,
+                                   "controller/d_density": d.new_count / trainer.d_maskable})
+    return len(decisions)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -392,6 +420,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     grid_key = jax.random.PRNGKey(config.seed + 12345)
     grid_labels = _grid_labels(trainer.gan.num_classes, grid_n)
     t0, t_start, started = time.time(), trainer.t, time.time()
+    decisions_logged = 0 if trainer.controller is None else len(trainer.controller.decisions)
     stop = _StopRequest()
     while trainer.t < sched.total:
         metrics = trainer.iteration()
@@ -411,6 +440,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             its = (t - t_start) / max(time.time() - t0, 1e-9)
             t0, t_start = time.time(), t
             writer.write_scalars(t, _log_scalars(trainer, metrics, its))
+            decisions_logged = _write_decisions(trainer, writer, decisions_logged)
         if t % tc.sample_every == 0 or t == sched.total:
             grid = report.image_grid(trainer.sample(grid_key, grid_n, grid_labels), cols=10)
             writer.write_images(t, {"samples": grid[None]})
@@ -420,6 +450,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             writer.write_scalars(t, {f"eval/{k}": v for k, v in scores.items()})
             if improved:
                 best_ckpt.save(t, trainer.state, trainer.host_state())
+            log = trainer.eval_log
+            writer.write_scalars(t, {f"eval/best_{log['name']}": log["best"],
+                                     "eval/best_iteration": log["best_iteration"]})
         if t % tc.ckpt_every == 0 or t == sched.total:
             trainer.check_finite(metrics)  # never overwrite a good checkpoint with NaNs
             trainer.flush_br()

@@ -97,6 +97,10 @@ def _check_balance(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.sparse.density_g={s.density_g} exceeds "
                               f"config.sparse.d_max={s.d_max}; D may never be sparser than "
                               "allowed, raise d_max or lower density_g.")
+    if spec.baseline and spec.d_sparse and config.strategy == "strong" and s.density_g > s.d_max:
+        raise ConfigError(f"config.sparse.density_g={s.density_g} exceeds config.sparse.d_max="
+                          f"{s.d_max}: the 'strong' strategy gives D d_max, which would make D "
+                          "sparser than G; raise d_max or use strategy='balance'.")
     if spec.d_dst_at_max and s.d_max >= 1.0:
         raise ConfigError("config.method='adapt_strict' needs config.sparse.d_max < 1 "
                           "(the paper uses 0.5); use adapt_relax for d_max = 1.")
@@ -132,9 +136,15 @@ def _check_model(config: ml_collections.ConfigDict) -> None:
     from adapt_jax import models
 
     try:
-        models.create(config.model)
+        gan = models.create(config.model)
     except ValueError as e:
         raise ConfigError(f"config.model: {e}") from None
+    if gan.resolution != config.model.resolution:
+        raise ConfigError(f"config.model.resolution={config.model.resolution} but "
+                          f"config.model.name={config.model.name!r} always produces "
+                          f"{gan.resolution}x{gan.resolution} images (the data is resized to "
+                          f"config.model.resolution); set config.model.resolution="
+                          f"{gan.resolution}, or use a configurable family (sngan, biggan).")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, object]:

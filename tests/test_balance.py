@@ -54,6 +54,23 @@ def test_tiny_beta_is_skipped_and_counted_never_nan():
     assert w.value() == 0.5
 
 
+def test_skipped_measurement_does_not_delay_a_full_window():
+    """Fullness is time covered: one |beta|-guarded measurement leaves 9 of 10 entries, and the
+    controller still decides at the end of the window instead of waiting a whole window more."""
+    c = controller()
+    for t in range(10, 101, 10):
+        c.window.add(Measurement(t, 0.3, 0.2, 0.2 + 1e-9, 0.0) if t == 40 else m(t, 0.9))
+    assert len(c.window.items) == 9 and c.window.skipped == 1
+    assert c.decide(100).action == "increase"
+    only_skipped = BalanceWindow(100, 10)
+    for t in range(10, 101, 10):
+        only_skipped.add(Measurement(t, 0.3, 0.2, 0.2 + 1e-9, 0.0))
+    assert not only_skipped.full()  # nothing to decide on
+    restored = BalanceWindow(100, 10)
+    restored.load_dict(json.loads(json.dumps(c.window.to_dict())))
+    assert restored.full() and restored.last_t == 100
+
+
 def test_waits_until_window_full():
     c = controller()
     fill(c, 50, 0.9)

@@ -196,3 +196,56 @@ def test_model_outputs_and_gradients_match(name, kw, impl):
     for a, b in zip(jax.tree.leaves(results[impl]), jax.tree.leaves(results["xla"]),
                     strict=True):
         _close(a, b)
+
+
+@pytest.mark.parametrize("impl", ["xla", "cpu_auto", "matmul_grad"])
+@pytest.mark.parametrize("k", [1, 3])
+def test_conv_of_upsampled_input_matches_upsample_then_conv(impl, k):
+    """`upsample_lhs=True` (G's up-blocks): 1x1 convs run before the upsampling, 3x3 convs on CPU
+    take the sub-pixel form; both must equal the literal upsample-then-conv, gradients too."""
+    layers.set_conv_impl(impl)
+    kx, kw, kg = jax.random.split(jax.random.key(7), 3)
+    x = jax.random.normal(kx, (2, 5, 4, 6))  # non-square, so rows and columns can't be swapped
+    w = 0.3 * jax.random.normal(kw, (k, k, 6, 5))
+    pads = ((k // 2, k // 2),) * 2
+    dn = jax.lax.conv_dimension_numbers((2, 10, 8, 6), w.shape, ("NHWC", "HWIO", "NHWC"))
+
+    def fused(x, w):
+        return layers._conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn,
+                                            upsample_lhs=True)
+
+    def literal(x, w):
+        return _plain(layers.upsample(x), w, pads)
+
+    y, y_ref = fused(x, w), literal(x, w)
+    assert y.shape == y_ref.shape == (2, 10, 8, 5)
+    _close(y, y_ref)
+    g = jax.random.normal(kg, y_ref.shape)
+
+    def loss(f):
+        return lambda x, w: jnp.sum(jnp.tanh(f(x, w)) * g)
+
+    got = jax.jit(jax.grad(loss(fused), (0, 1)))(x, w)
+    want = jax.jit(jax.grad(loss(literal), (0, 1)))(x, w)
+    for a, b in zip(got, want, strict=True):
+        _close(a, b)
+    # Which form ran: only the plain 3x3 path materialises the upsampled input (2, 10, 8, 6).
+    jaxpr = _primitives(fused, x, w)
+    materialised = "f32[2,10,8,6]" in jaxpr
+    assert materialised == (k == 3 and impl == "xla")
+    assert ("conv_general_dilated" in jaxpr) == (impl == "xla")
+
+
+def test_upsampled_conv_outside_the_fast_forms_upsamples_first():
+    """bfloat16 (mixed precision) and 5x5 kernels take the plain path on the upsampled input."""
+    layers.set_conv_impl("cpu_auto")
+    x = jax.random.normal(jax.random.key(8), (2, 4, 4, 3))
+    for w, xx in ((jax.random.normal(jax.random.key(9), (5, 5, 3, 2)), x),
+                  (jax.random.normal(jax.random.key(9), (3, 3, 3, 2)).astype(jnp.bfloat16),
+                   x.astype(jnp.bfloat16))):
+        k = w.shape[0]
+        dn = jax.lax.conv_dimension_numbers((2, 8, 8, 3), w.shape, ("NHWC", "HWIO", "NHWC"))
+        y = layers._conv_general_dilated(xx, w, (1, 1), "SAME", dimension_numbers=dn,
+                                         upsample_lhs=True)
+        ref = _plain(layers.upsample(xx), w, ((k // 2, k // 2),) * 2)
+        np.testing.assert_array_equal(np.asarray(y, np.float32), np.asarray(ref, np.float32))

@@ -210,6 +210,22 @@ def test_reference_dynamic_intervals_by_hand():
     assert tot["g_dense"] == 4050 * 30 * 12
 
 
+def test_reference_posthoc_counts_dense_training_then_sparse_finetuning():
+    """posthoc: T dense iterations, a prune at T, then F fine-tuning iterations at d_G: the
+    reference total is F(1) * T + F(d) * F, normalized over F(1) * (T + F)."""
+    t_dense, t_fine = 6, 3
+    acc = _accountant("reference", g_dens={}, g_interval=(t_dense, t_fine),
+                      num_iters=t_dense + t_fine)
+    for t in range(1, t_dense + t_fine + 1):
+        acc.iteration(t, G_DENS if t == t_dense else None, None, br_measured=False,
+                      g_event=t == t_dense, d_event=False)
+    tot = acc.totals()
+    assert tot["g"] == (4050 * t_dense + 1150 * t_fine) * 30
+    assert tot["g_dense"] == 4050 * (t_dense + t_fine) * 30
+    state = json.loads(json.dumps(acc.to_dict()))  # the tuple survives a JSON round trip
+    assert TrainingFlops.from_dict(state, G_LAYERS, D_LAYERS).totals() == tot
+
+
 def test_exact_dynamic_uses_densities_in_force():
     # t=1..4 at 0.5, t=5..8 at 0.1 (updated at the end of t=4), t=9..10 at 0.3.
     m_g = BD * NC + 3 * BG

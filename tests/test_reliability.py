@@ -2,6 +2,7 @@
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,15 +64,18 @@ def _assert_same_run(ref, other):
     assert len(la) == len(lb)
     for x, y in zip(la, lb, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    for key in ("t", "data_position", "window", "controller", "flops", "history"):
+    for key in ("t", "data_position", "window", "controller", "flops", "history", "eval",
+                "diagnostics"):
         assert a["host"].get(key) == b["host"].get(key), key
 
 
-def _wait_for_checkpoint(workdir, proc, log, timeout=600):
+def _wait_for_checkpoint(workdir, proc, log, step=None, timeout=600):
+    """Until a finished checkpoint (of `step`, or any) is there; fails if the run ends first."""
     ck = os.path.join(workdir, "checkpoints")
     start = time.time()
     while time.time() - start < timeout:
-        if os.path.isdir(ck) and any(d.isdigit() for d in os.listdir(ck)):
+        done = [int(d) for d in os.listdir(ck) if d.isdigit()] if os.path.isdir(ck) else []
+        if done and (step is None or step in done):
             return
         assert proc.poll() is None, open(log).read()[-5000:]
         time.sleep(0.2)
@@ -86,14 +90,22 @@ def reference_run(tmp_path_factory):
 
 
 @pytestmark_cli
-def test_kill9_then_resume_equals_uninterrupted(tmp_path, reference_run):
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kill9_then_resume_equals_uninterrupted(tmp_path, reference_run, seed):
+    """SIGKILL at a random moment after the first checkpoint (mid-step, mid-save or between),
+    then the same command again: the final state equals the uninterrupted run's, bit for bit."""
     log = tmp_path / "log.txt"
     p = _cli(tmp_path, log)
-    _wait_for_checkpoint(tmp_path, p, log)
-    time.sleep(random.Random(0).uniform(0.0, 2.0))
+    # Seed 0 kills after the first of the run's three checkpoints, seed 1 after the second.
+    _wait_for_checkpoint(tmp_path, p, log, step=10 * (seed + 1))
+    time.sleep(random.Random(seed).uniform(0.0, 0.3))
+    assert p.poll() is None, "the run finished before the kill: the test proved nothing"
     p.send_signal(signal.SIGKILL)
     p.wait()
-    _finish(_cli(tmp_path, log), log)
+    before = len(open(log).read())
+    out = _finish(_cli(tmp_path, log), log)[before:]
+    assert "Resumed" in out, out[-3000:]
+    assert "Done." in out and "Stopped after" not in out
     _assert_same_run(reference_run, tmp_path)
 
 
@@ -105,6 +117,7 @@ def test_sigterm_checkpoints_exits_zero_and_resumes_exactly(tmp_path, reference_
     p.send_signal(signal.SIGTERM)
     out = _finish(p, log, timeout=300)
     assert "run the same command again to resume" in out
+    assert "Done." not in out  # nothing was finished yet
     steps = Checkpointer(os.path.join(tmp_path, "checkpoints")).steps()
     assert steps and steps[-1] < 30
     _finish(_cli(tmp_path, log), log)
@@ -126,6 +139,25 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     step, _, host = Checkpointer(str(ck_dir)).restore_latest(tr.state)
     assert step == 20 and host["t"] == 20
     assert any("30" in r.getMessage() and "damaged" in r.getMessage() for r in caplog.records)
+    # The damaged step was moved aside, not deleted, and resuming trains through step 30 again
+    # (orbax refuses to save over an existing step).
+    assert (tmp_path / "checkpoints_damaged" / "30").is_dir()
+    assert Checkpointer(str(ck_dir)).steps() == [10, 20]
+    summary = train.run(c, str(tmp_path))
+    assert summary["iterations"] == 30
+    assert Checkpointer(str(ck_dir)).steps() == [10, 20, 30]
+
+
+def test_checkpoint_missing_item_falls_back_to_previous(tmp_path, caplog):
+    """A step whose host item never got written (a kill mid-save) is skipped like a damaged one."""
+    c = tiny_config("static", **{"train.num_iters": 20, "train.ckpt_every": 10})
+    train.run(c, str(tmp_path))
+    ck_dir = tmp_path / "checkpoints"
+    shutil.rmtree(ck_dir / "20" / "host")
+    tr = train.Trainer(c, str(tmp_path))
+    step, _, host = Checkpointer(str(ck_dir)).restore_latest(tr.state)
+    assert step == 10 and host["t"] == 10
+    assert (tmp_path / "checkpoints_damaged" / "20").is_dir()
 
 
 def test_nan_loss_stops_naming_iteration_and_keeps_last_good_checkpoint(tmp_path):

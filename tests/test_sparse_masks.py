@@ -63,6 +63,7 @@ def test_init_masks_structure_and_counts():
         k: c / math.prod(s)
         for (k, c), s in zip(counts.items(), sparse.maskable_shapes(params).values(), strict=True)
     }
+    assert stats["layer_active"] == dict(counts)
     assert stats["active"] == int(sparse.count_active(masks)) == sum(counts.values())
     assert stats["maskable"] == sparse.count_maskable(masks) == 288 + 512 + 35 + 60
     assert stats["density"] == stats["active"] / stats["maskable"]

@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapt_jax import sparse
 
@@ -115,3 +117,28 @@ def test_reset_moments_zeroes_exactly_grown_entries(name, pass_optimizer):
     # non-params leaves (step counts) are untouched
     counts = lambda s: [x for x in jax.tree.leaves(s) if jnp.ndim(x) == 0]
     assert counts(reset) == counts(state)
+
+
+@settings(max_examples=12, deadline=None)
+@given(name=st.sampled_from(sorted(OPTIMIZERS)), density=st.floats(0.05, 0.95),
+       fraction=st.floats(0.0, 1.0), seed=st.integers(0, 2**31 - 1))
+def test_property_masked_entries_stay_zero_through_a_mask_change(name, density, fraction, seed):
+    """Random densities, drop fractions and data; 25 steps, a RigL drop/grow, 25 more steps:
+    every entry inactive under the mask in force is exactly zero at the end."""
+    params, masks, key = setup(seed % 1000, density)
+    opt = sparse.keep_sparse(OPTIMIZERS[name]())
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, masks, key):
+        grads = jax.tree.map(lambda p: jax.random.normal(key, p.shape), params)
+        updates, state = opt.update(grads, state, params, masks=masks)
+        return optax.apply_updates(params, updates), state
+
+    keys = jax.random.split(jax.random.key(seed), 51)
+    for i in range(50):
+        if i == 25:
+            grads = jax.tree.map(lambda p: jax.random.normal(keys[50], p.shape), params)
+            params, masks = sparse.drop_grow(keys[50], params, masks, grads, fraction)
+        params, state = step(params, state, masks, keys[i])
+    assert np.all(inactive_values(params, masks) == 0.0)

@@ -102,3 +102,57 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
     assert all(v for v in jax.tree.leaves(same) if v is not None)
     assert sa[2]["controller"] == sb[2]["controller"]
     assert sa[2]["diagnostics"] == sb[2]["diagnostics"]
+
+
+def test_evaluation_scores_fresh_samples_in_every_batch(tmp_path):
+    """The evaluator asks for its samples batch by batch: each batch must be new images, or a
+    score over N samples silently measures only the first batch (repeated)."""
+    c = tiny_config("static")
+    tr = train.Trainer(c, str(tmp_path))
+
+    class Recorder:
+        name = "cfd"
+        description = "recording evaluator"
+        batches: list[np.ndarray] = []
+
+        def evaluate(self, generate):
+            self.batches = [generate(16) for _ in range(3)]
+            return {"cfd": 1.0}
+
+    rec = Recorder()
+    scores, improved = train._evaluate(tr, rec, t=0)
+    assert scores == {"cfd": 1.0} and improved
+    first, *rest = rec.batches
+    for other in rest:
+        assert not np.array_equal(first, other)
+    again = Recorder()
+    train._evaluate(tr, again, t=0)
+    for a, b in zip(rec.batches, again.batches, strict=True):  # still deterministic per t
+        np.testing.assert_array_equal(a, b)
+
+
+def test_spectral_norm_state_of_d_moves_only_in_d_steps(tmp_path):
+    """SPEC §3/§8: D's power-iteration vectors advance in D steps, never in the G step or the
+    BR forwards (measuring must not change training); G's own SN/BN state does move there."""
+    c = tiny_config("adapt_relax")
+    tr = train.Trainer(c, str(tmp_path))
+    assert "spectral_stats" in tr.state.d.stats
+    reals, labels = tr._next_batch()
+
+    def host(tree):
+        return jax.tree.map(np.asarray, jax.device_get(tree))
+
+    d_before, g_before = host(tr.state.d.stats), host(tr.state.g.stats)
+    tr.state, _ = tr.steps["g_step"](tr.state, reals, labels, jax.numpy.int32(1),
+                                     jax.numpy.bool_(True), jax.numpy.bool_(False),
+                                     jax.numpy.float32(0.0))
+    d_after_g, g_after_g = host(tr.state.d.stats), host(tr.state.g.stats)
+    for a, b in zip(jax.tree.leaves(d_before), jax.tree.leaves(d_after_g), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(jax.tree.leaves(g_before), jax.tree.leaves(g_after_g), strict=True))
+    tr.state, _ = tr.steps["d_step"](tr.state, reals, labels, jax.numpy.int32(0))
+    d_after_d = host(tr.state.d.stats["spectral_stats"])
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(jax.tree.leaves(d_before["spectral_stats"]), jax.tree.leaves(d_after_d),
+                   strict=True))

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import pytest
 from conftest import tiny_config
 
@@ -14,8 +15,12 @@ INVALID = [
     ({"method": "adapt"}, "config.method='adapt' is unknown"),
     ({"strategy": "weak", "method": "static"}, "config.strategy='weak' is unknown"),
     ({"loss": "lsgan"}, "config.loss='lsgan' is unknown"),
-    ({"model.name": "stylegan"}, "config.model"),
-    ({"model.resolution": 20}, "config.model"),
+    ({"model.name": "stylegan"}, "config.model: unknown model 'stylegan'; valid: sngan32"),
+    ({"model.resolution": 20}, "unsupported resolution 20; valid: 16, 32, 48, 64"),
+    ({"model.name": "biggan32", "model.resolution": 64},
+     "config.model.name='biggan32' always produces 32x32 images"),
+    ({"method": "static", "strategy": "strong", "sparse.density_g": 0.3, "sparse.d_max": 0.2},
+     "the 'strong' strategy gives D d_max"),
     ({"data.source": "imagenet"}, "config.data.source='imagenet' is unknown"),
     ({"sparse.density_g": 0.0}, "config.sparse.density_g=0.0 is outside (0, 1]"),
     ({"sparse.density_g": 1.5}, "config.sparse.density_g=1.5 is outside (0, 1]"),
@@ -45,6 +50,13 @@ def test_invalid_config_rejected_with_field_and_fix(overrides, fragment):
     with pytest.raises(ConfigError) as e:
         validate_config(c)
     assert fragment in str(e.value)
+
+
+def test_batch_not_divisible_by_device_count_names_the_fix(monkeypatch):
+    monkeypatch.setattr(jax, "device_count", lambda: 3)
+    with pytest.raises(ConfigError, match=r"config.train.batch_d=16 is not divisible by the 3 "
+                                          r"devices; use a multiple of 3"):
+        validate_config(tiny_config())
 
 
 def test_tiny_config_is_valid():

@@ -183,6 +183,36 @@ def _conv_mg_bwd(padding, precision, res, dy):
 
 conv_matmul_grad.defvjp(_conv_mg_fwd, _conv_mg_bwd)
 
+# Nearest x2 upsampling followed by a 3x3 'SAME' conv (every generator up-block) gives each of
+# the four output phases (row parity a, column parity b) a 2x2 conv of the *low-resolution*
+# input whose taps are sums of the 3x3 kernel's rows/columns: rows (-1, 0) take (w0, w1 + w2)
+# for a = 0, rows (0, +1) take (w0 + w1, w2) for a = 1, likewise for columns. 4 phases x 4 taps
+# = 16 products per low-res pixel instead of 4 x 9 = 36 on the upsampled image: 2.25x fewer
+# MACs in forward, input and weight gradients, and the upsampled activation never exists.
+_PHASE_TAPS = (((1, 0, 0), (0, 1, 1)), ((1, 1, 0), (0, 0, 1)))  # [parity][tap][kernel row]
+
+
+def upconv3x3_subpixel(x: Array, w: Array, precision=None) -> Array:
+    """conv3x3_same(upsample_nearest_x2(x), w) for NHWC x, HWIO w, computed on x's resolution:
+    per phase, one GEMM of the 4 shifted low-res views (concatenated on channels) with the
+    phase's 2x2 kernel; autodiff turns every product into a GEMM as well."""
+    b, h, wd, c = x.shape
+    taps = jnp.asarray(_PHASE_TAPS, w.dtype)
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    rows = []
+    for a in range(2):
+        cols = []
+        for bb in range(2):
+            k = jnp.einsum("pi,qj,ijco->pqco", taps[a], taps[bb], w, precision=precision)
+            views = [xp[:, a + p:a + p + h, bb + q:bb + q + wd, :]
+                     for p in range(2) for q in range(2)]
+            patches = jnp.concatenate(views, axis=-1).reshape(b * h * wd, 4 * c)
+            y = jnp.dot(patches, k.reshape(4 * c, -1), precision=precision)
+            cols.append(y.reshape(b, h, wd, -1))
+        rows.append(jnp.stack(cols, axis=3))  # (b, h, w, 2[col parity], o)
+    y = jnp.stack(rows, axis=2)  # (b, h, 2[row parity], w, 2, o)
+    return y.reshape(b, 2 * h, 2 * wd, -1)
+
 _NHWC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 
 
@@ -195,12 +225,42 @@ def _explicit_pads(padding, kernel_hw) -> tuple[tuple[int, int], ...] | None:
     return None if any(p < 0 for pair in pads for p in pair) else pads
 
 
+def _is_simple_nhwc(lhs, window_strides, lhs_dilation, rhs_dilation, dimension_numbers,
+                    feature_group_count, kwargs) -> bool:
+    """A stride-1, undilated, ungrouped NHWC/HWIO conv: the only kind the custom forms handle."""
+    ones = (1,) * (lhs.ndim - 2)
+    return (
+        lhs.ndim == 4 and not kwargs and feature_group_count == 1
+        and tuple(window_strides) == ones
+        and tuple(lhs_dilation or ones) == ones and tuple(rhs_dilation or ones) == ones
+        and dimension_numbers is not None
+        and tuple(map(tuple, dimension_numbers)) == _NHWC
+    )
+
+
 def _conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                           rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
-                          precision=None, **kwargs):
+                          precision=None, upsample_lhs=False, **kwargs):
     """Drop-in for lax.conv_general_dilated inside nn.Conv (same params, names, shapes): the
     CPU forms above for the stride-1, undilated, ungrouped NHWC convs this package builds when
-    `conv_impl()` asks for them; lax.conv_general_dilated otherwise."""
+    `conv_impl()` asks for them; lax.conv_general_dilated otherwise.
+
+    upsample_lhs: `lhs` is the low-resolution input of conv(upsample(lhs)). A 1x1 conv then
+    runs before the upsampling (the same products, 4x fewer, on every backend); on CPU a 3x3
+    conv takes the sub-pixel form; anything else upsamples first."""
+    simple = _is_simple_nhwc(lhs, window_strides, lhs_dilation, rhs_dilation,
+                             dimension_numbers, feature_group_count, kwargs)
+    if upsample_lhs:
+        pads = _explicit_pads(padding, rhs.shape[:2]) if simple else None
+        if rhs.shape[:2] == (1, 1) and pads == ((0, 0), (0, 0)):
+            return upsample(_conv_general_dilated(lhs, rhs, window_strides, padding,
+                                                  dimension_numbers=dimension_numbers,
+                                                  precision=precision))
+        if (rhs.shape[:2] == (3, 3) and pads == ((1, 1), (1, 1))
+                and conv_impl() != "xla" and lhs.dtype == jnp.float32):
+            return upconv3x3_subpixel(lhs, rhs, precision)
+        lhs = upsample(lhs)
+
     def plain():
         return jax.lax.conv_general_dilated(
             lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
@@ -208,16 +268,9 @@ def _conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
             feature_group_count=feature_group_count, precision=precision, **kwargs)
 
     impl = conv_impl()
-    ones = (1,) * (lhs.ndim - 2)
-    simple = (  # the CPU forms are float32-only; mixed precision is a GPU/TPU feature
-        impl != "xla" and lhs.dtype == jnp.float32
-        and lhs.ndim == 4 and not kwargs and feature_group_count == 1
-        and tuple(window_strides) == ones
-        and tuple(lhs_dilation or ones) == ones and tuple(rhs_dilation or ones) == ones
-        and dimension_numbers is not None
-        and tuple(map(tuple, dimension_numbers)) == _NHWC
-    )
-    pads = _explicit_pads(padding, rhs.shape[:2]) if simple else None
+    # The CPU forms are float32-only; mixed precision is a GPU/TPU feature.
+    use_custom = simple and impl != "xla" and lhs.dtype == jnp.float32
+    pads = _explicit_pads(padding, rhs.shape[:2]) if use_custom else None
     if pads is None:
         return plain()
     if rhs.shape[:2] == (1, 1) and pads == ((0, 0), (0, 0)):
@@ -237,9 +290,16 @@ def conv(
     kernel_size: int = 3,
     use_bias: bool = True,
     update_stats: bool = False,
+    upsample_input: bool = False,
 ) -> Array:
-    """kxk 'SAME' conv, stride 1; must be called inside a compact method."""
+    """kxk 'SAME' conv, stride 1; must be called inside a compact method.
+
+    upsample_input: compute conv(upsample(x)) (nearest x2) without materialising the upsampled
+    input where a cheaper exact form exists (`_conv_general_dilated`); parameters, their names
+    and the counted MACs are those of the conv on the upsampled image."""
     fan_in = kernel_size * kernel_size * x.shape[-1]
+    conv_fn = (functools.partial(_conv_general_dilated, upsample_lhs=True) if upsample_input
+               else _conv_general_dilated)
     layer = nn.Conv(
         features,
         (kernel_size, kernel_size),
@@ -247,7 +307,7 @@ def conv(
         use_bias=use_bias,
         kernel_init=spec.kernel_init(),
         bias_init=spec.bias_init(fan_in),
-        conv_general_dilated=_conv_general_dilated,
+        conv_general_dilated=conv_fn,
         dtype=spec.dtype,
         parent=None,
     )
@@ -382,13 +442,11 @@ class GBlock(nn.Module):
             cbn = CondBatchNorm(self.norm, self.spec, self.num_classes, self.bn_eps, name=name)
             return cbn(t, cond, train=train)
 
-        h = upsample(nn.relu(norm(x, "bn1")))
-        h = conv(h, self.features, self.spec, name="conv1", update_stats=train)
+        up = dict(update_stats=train, upsample_input=True)
+        h = conv(nn.relu(norm(x, "bn1")), self.features, self.spec, name="conv1", **up)
         h = nn.relu(norm(h, "bn2"))
         h = conv(h, self.features, self.spec, name="conv2", update_stats=train)
-        sc = conv(
-            upsample(x), self.features, self.spec, name="conv_sc", kernel_size=1, update_stats=train
-        )
+        sc = conv(x, self.features, self.spec, name="conv_sc", kernel_size=1, **up)
         return h + sc
 
 

@@ -122,7 +122,7 @@ def named_masks(masks: PyTree) -> dict[str, Any]:
 
 
 def density_stats(masks: PyTree) -> dict:
-    """Host-side summary for logs: overall density, counts, and density per layer."""
+    """Host-side summary for logs: overall density, counts, and density and count per layer."""
     layers = {name: np.asarray(m) for name, m in named_masks(masks).items()}
     active = sum(int(m.sum()) for m in layers.values())
     maskable = sum(m.size for m in layers.values())
@@ -131,6 +131,7 @@ def density_stats(masks: PyTree) -> dict:
         "active": active,
         "maskable": maskable,
         "layers": {name: float(m.mean()) for name, m in layers.items()},
+        "layer_active": {name: int(m.sum()) for name, m in layers.items()},
     }
 
 
