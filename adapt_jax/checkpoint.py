@@ -22,6 +22,14 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(self.directory, options=self._options)
 
     def save(self, step: int, state: Any, host: dict[str, Any]) -> None:
+        if step in self.manager.all_steps():
+            # Left by the same run before it was interrupted and resumed from an earlier step
+            # (a best checkpoint written after the last regular one, say): the resumed run
+            # recomputes that step exactly, and orbax refuses to save over it.
+            logging.info("Replacing checkpoint %s/%d of the interrupted run.", self.directory,
+                         step)
+            self.manager.wait_until_finished()
+            self.manager.delete(step)
         args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                                   host=ocp.args.JsonSave(host))
         self.manager.save(step, args=args, force=True)

@@ -80,6 +80,7 @@ class _Net:
             "flip_rate_last": flips[-1] if flips else 0.0,
             "flip_rate_mean": float(np.mean(flips)) if flips else 0.0,
             "events": len(flips),
+            "flip_history": [[t, flip] for t, _, flip in self.history[1:]],
             "density_initial": self.initial_density(),
             "density_final": self.density(),
             "layers": {k: {"size": self.sizes[k], "initial": self.initial[k],

@@ -62,6 +62,9 @@ def _count(module: nn.Module, out: Any) -> LayerMacs | None:
     params = module.variables.get("params", {})
     if isinstance(module, (nn.Dense, nn.Conv)):
         positions = math.prod(out.shape[1:-1])
+        if getattr(getattr(module, "conv_general_dilated", None), "keywords", {}).get("pool_out"):
+            positions *= 4  # a conv whose output is average-pooled inside the layer: count it
+            # at the resolution it convolves, as the reference's conv-then-pool is counted
         weight = math.prod(params["kernel"].shape) * positions
         other = out.shape[-1] * positions if module.use_bias else 0
         kind = "dense" if isinstance(module, nn.Dense) else "conv"

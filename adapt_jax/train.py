@@ -377,17 +377,27 @@ def _log_scalars(trainer: Trainer, metrics: dict[str, jax.Array], its: float) ->
 ACTION_CODES = {"decrease": -1.0, "none": 0.0, "increase": 1.0, "dst": 2.0, "wait": float("nan")}
 
 
-def _write_decisions(trainer: Trainer, writer, start: int) -> int:
-    """Each controller decision from index `start` on, at its own iteration; returns the next
-    index. Decisions live in the (checkpointed) controller, so a resumed run logs only new ones."""
-    if trainer.controller is None:
-        return start
-    decisions = trainer.controller.decisions
-    for d in decisions[start:]:
+def _event_counts(trainer: Trainer) -> dict[str, int]:
+    """How many controller decisions and mask events (per net) the trainer holds so far."""
+    counts = {net: len(track.history) for net, track in trainer.diagnostics.nets.items()}
+    counts["decisions"] = 0 if trainer.controller is None else len(trainer.controller.decisions)
+    return counts
+
+
+def _write_events(trainer: Trainer, writer, logged: dict[str, int]) -> dict[str, int]:
+    """Each controller decision and mask event not yet in `logged`, at its own iteration: the
+    periodic scalars show only the latest of them. Both live in checkpointed host state, so
+    a resumed run (starting from `_event_counts`) writes only new ones."""
+    decisions = [] if trainer.controller is None else trainer.controller.decisions
+    for d in decisions[logged.get("decisions", 0):]:
         writer.write_scalars(d.t, {"controller/action": ACTION_CODES.get(d.action, float("nan")),
                                    "controller/criterion": d.value,
                                    "controller/d_density": d.new_count / trainer.d_maskable})
-    return len(decisions)
+    for net, track in trainer.diagnostics.nets.items():
+        for t, itop, flip in track.history[max(1, logged.get(net, 0)):]:
+            writer.write_scalars(t, {f"mask_events/itop_{net}": itop,
+                                     f"mask_events/flip_rate_{net}": flip})
+    return _event_counts(trainer)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -420,7 +430,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     grid_key = jax.random.PRNGKey(config.seed + 12345)
     grid_labels = _grid_labels(trainer.gan.num_classes, grid_n)
     t0, t_start, started = time.time(), trainer.t, time.time()
-    decisions_logged = 0 if trainer.controller is None else len(trainer.controller.decisions)
+    events_logged = _event_counts(trainer)
     stop = _StopRequest()
     while trainer.t < sched.total:
         metrics = trainer.iteration()
@@ -428,6 +438,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         if stop.requested or t == stop_after:
             trainer.check_finite(metrics)
             trainer.flush_br()
+            _write_events(trainer, writer, events_logged)  # the resumed run starts after them
+            writer.flush()
             ckpt.save(t, trainer.state, trainer.host_state())
             ckpt.close()
             best_ckpt.close()
@@ -440,7 +452,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             its = (t - t_start) / max(time.time() - t0, 1e-9)
             t0, t_start = time.time(), t
             writer.write_scalars(t, _log_scalars(trainer, metrics, its))
-            decisions_logged = _write_decisions(trainer, writer, decisions_logged)
+            events_logged = _write_events(trainer, writer, events_logged)
         if t % tc.sample_every == 0 or t == sched.total:
             grid = report.image_grid(trainer.sample(grid_key, grid_n, grid_labels), cols=10)
             writer.write_images(t, {"samples": grid[None]})
@@ -461,6 +473,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     best_ckpt.close()
     stop.restore()
     trainer.flush_br()
+    _write_events(trainer, writer, events_logged)
     summary = _finish(trainer, grid_key, grid_n, grid_labels, time.time() - started)
     writer.flush()
     return summary

@@ -198,27 +198,40 @@ def test_model_outputs_and_gradients_match(name, kw, impl):
         _close(a, b)
 
 
+# (flag, input shape, the literal op, the full-resolution tensor the fused forms never build)
+RESAMPLED = {
+    "upsample_lhs": ((2, 5, 4, 6), lambda x, w, pads: _plain(layers.upsample(x), w, pads),
+                     "f32[2,10,8,6]"),
+    "pool_out": ((2, 8, 6, 6), lambda x, w, pads: layers.downsample(_plain(x, w, pads)),
+                 "f32[2,8,6,5]"),
+}
+
+
 @pytest.mark.parametrize("impl", ["xla", "cpu_auto", "matmul_grad"])
 @pytest.mark.parametrize("k", [1, 3])
-def test_conv_of_upsampled_input_matches_upsample_then_conv(impl, k):
-    """`upsample_lhs=True` (G's up-blocks): 1x1 convs run before the upsampling, 3x3 convs on CPU
-    take the sub-pixel form; both must equal the literal upsample-then-conv, gradients too."""
+@pytest.mark.parametrize("flag", sorted(RESAMPLED))
+def test_resampling_convs_match_the_literal_ops(flag, k, impl):
+    """G's up-blocks (`upsample_lhs`: conv of the x2-upsampled input) and D's down-blocks
+    (`pool_out`: 2x2 average pool of the conv): 1x1 convs run at the low resolution on every
+    backend, 3x3 convs on CPU take the sub-pixel / stride-2 4x4 forms. Each must equal the
+    literal op, gradients too (shapes are non-square so rows and columns can't be swapped)."""
     layers.set_conv_impl(impl)
+    shape, literal_op, full_res = RESAMPLED[flag]
     kx, kw, kg = jax.random.split(jax.random.key(7), 3)
-    x = jax.random.normal(kx, (2, 5, 4, 6))  # non-square, so rows and columns can't be swapped
+    x = jax.random.normal(kx, shape)
     w = 0.3 * jax.random.normal(kw, (k, k, 6, 5))
     pads = ((k // 2, k // 2),) * 2
-    dn = jax.lax.conv_dimension_numbers((2, 10, 8, 6), w.shape, ("NHWC", "HWIO", "NHWC"))
+    dn = jax.lax.conv_dimension_numbers((1, 8, 8, 6), w.shape, ("NHWC", "HWIO", "NHWC"))
 
     def fused(x, w):
         return layers._conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn,
-                                            upsample_lhs=True)
+                                            **{flag: True})
 
     def literal(x, w):
-        return _plain(layers.upsample(x), w, pads)
+        return literal_op(x, w, pads)
 
     y, y_ref = fused(x, w), literal(x, w)
-    assert y.shape == y_ref.shape == (2, 10, 8, 5)
+    assert y.shape == y_ref.shape
     _close(y, y_ref)
     g = jax.random.normal(kg, y_ref.shape)
 
@@ -229,15 +242,15 @@ def test_conv_of_upsampled_input_matches_upsample_then_conv(impl, k):
     want = jax.jit(jax.grad(loss(literal), (0, 1)))(x, w)
     for a, b in zip(got, want, strict=True):
         _close(a, b)
-    # Which form ran: only the plain 3x3 path materialises the upsampled input (2, 10, 8, 6).
+    # Which form ran: only the plain 3x3 path builds the full-resolution tensor.
     jaxpr = _primitives(fused, x, w)
-    materialised = "f32[2,10,8,6]" in jaxpr
-    assert materialised == (k == 3 and impl == "xla")
+    assert (full_res in jaxpr) == (k == 3 and impl == "xla")
     assert ("conv_general_dilated" in jaxpr) == (impl == "xla")
 
 
 def test_upsampled_conv_outside_the_fast_forms_upsamples_first():
-    """bfloat16 (mixed precision) and 5x5 kernels take the plain path on the upsampled input."""
+    """bfloat16 (mixed precision) and 5x5 kernels take the plain path on the upsampled input;
+    the two resampling flags exclude each other."""
     layers.set_conv_impl("cpu_auto")
     x = jax.random.normal(jax.random.key(8), (2, 4, 4, 3))
     for w, xx in ((jax.random.normal(jax.random.key(9), (5, 5, 3, 2)), x),
@@ -249,3 +262,6 @@ def test_upsampled_conv_outside_the_fast_forms_upsamples_first():
                                          upsample_lhs=True)
         ref = _plain(layers.upsample(xx), w, ((k // 2, k // 2),) * 2)
         np.testing.assert_array_equal(np.asarray(y, np.float32), np.asarray(ref, np.float32))
+    with pytest.raises(ValueError, match="exclude each other"):
+        layers._conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn,
+                                     upsample_lhs=True, pool_out=True)

@@ -18,6 +18,15 @@ def _zero_where_off(params, masks) -> bool:
     return all(jax.tree.leaves(ok))
 
 
+def _tensorboard_tags(workdir) -> dict[str, list[int]]:
+    """{tag: [steps]} of the scalars clu wrote to TensorBoard in `workdir`."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(workdir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
+
+
 def _count(masks) -> int:
     return int(sparse.count_active(masks))
 
@@ -70,6 +79,26 @@ def test_adapt_changes_d_density_and_g_masks(tmp_path):
     assert any(v for v in jax.tree.leaves(changed) if v is not None), "G masks never changed"
 
 
+def test_strict_grows_d_to_d_max_then_runs_dst_there(tmp_path):
+    """ADAPT_strict with a band BR always exceeds: D grows by delta_d to d_max, then every
+    further check is one DST step at exactly d_max (masks move, the count does not)."""
+    c = tiny_config("adapt_strict", **{"balance.lower": -60.0, "balance.upper": -50.0,
+                                       "sparse.density_d": 0.45})
+    tr = train.Trainer(c, str(tmp_path))
+    at_max = round(c.sparse.d_max * tr.d_maskable)
+    masks_at = {}
+    while tr.t < tr.schedule.total:
+        tr.iteration()
+        if tr.schedule.d_event(tr.t):
+            masks_at[tr.t] = jax.device_get(tr.state.d.masks)
+    actions = [(d.t, d.action, d.new_count) for d in tr.controller.decisions]
+    assert actions == [(10, "increase", at_max), (20, "dst", at_max), (30, "dst", at_max)]
+    assert _count(tr.state.d.masks) == at_max
+    changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), masks_at[20], masks_at[30],
+                           is_leaf=lambda x: x is None)
+    assert any(v for v in jax.tree.leaves(changed) if v is not None), "D DST moved no mask"
+
+
 def test_run_writes_outputs_and_resume_is_exact(tmp_path):
     """run() leaves checkpoints, events, samples, balance plot and summary; 2N iterations in one
     run equal N + resume + N, parameter for parameter."""
@@ -80,16 +109,32 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
                  "layer_density.md"):
         assert (full / name).exists(), name
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(full))
-    assert json.loads((full / "summary.json").read_text())["iterations"] == 40
-    assert summary["flops_normalized"]["total"] < 1.0
     g = summary["sparsity"]["g"]
     # G DST moved masks at every event, so more weights were ever active than are active now.
     assert g["events"] == 40 // c.sparse.g_update_every - 1
     assert g["itop_rate"] > g["density_final"] == pytest.approx(c.sparse.density_g, abs=1e-3)
+    tags = _tensorboard_tags(full)
+    for tag in ("g_loss", "br_avg", "density_d", "iterations_per_sec", "eval/cfd",
+                "eval/best_cfd", "eval/best_iteration", "controller/action",
+                "controller/d_density", "mask_events/flip_rate_g", "mask_events/itop_d"):
+        assert tag in tags, tag
+    fresh = train.Trainer(c, str(tmp_path / "fresh"))
+    n_layers = sum(len(sparse.density_stats(m)["layers"])
+                   for m in (fresh.state.g.masks, fresh.state.d.masks))
+    assert len([t for t in tags if t.startswith("layer_density/")]) == n_layers
+    # One point per controller decision and per G mask event, each at its own iteration.
+    assert tags["controller/action"] == [d["t"] for d in summary["d_decisions"]]
+    assert tags["mask_events/flip_rate_g"] == [t for t, _ in g["flip_history"]]
+    assert len(g["flip_history"]) == g["events"]
+    assert json.loads((full / "summary.json").read_text())["iterations"] == 40
+    assert summary["flops_normalized"]["total"] < 1.0
 
     split = tmp_path / "split"
     assert train.run(c, str(split), stop_after=20) is None
     train.run(c, str(split))
+    split_tags = _tensorboard_tags(split)  # the resumed run logs each event once
+    for tag in ("controller/action", "mask_events/flip_rate_g", "mask_events/flip_rate_d"):
+        assert split_tags[tag] == tags[tag], tag
     a = train.Trainer(c, str(full))
     b = train.Trainer(c, str(split))
     from adapt_jax.checkpoint import Checkpointer

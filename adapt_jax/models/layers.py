@@ -183,6 +183,15 @@ def _conv_mg_bwd(padding, precision, res, dy):
 
 conv_matmul_grad.defvjp(_conv_mg_fwd, _conv_mg_bwd)
 
+def _gemm_of_views(views: list[Array], k: Array, precision) -> Array:
+    """sum_t views[t] @ k[t] as one GEMM: the (b, h, w, c) views concatenated on channels
+    against the (T, c, o) taps; autodiff turns every product into a GEMM as well."""
+    b, h, w, c = views[0].shape
+    patches = jnp.concatenate(views, axis=-1).reshape(b * h * w, len(views) * c)
+    y = jnp.dot(patches, k.reshape(len(views) * c, -1), precision=precision)
+    return y.reshape(b, h, w, -1)
+
+
 # Nearest x2 upsampling followed by a 3x3 'SAME' conv (every generator up-block) gives each of
 # the four output phases (row parity a, column parity b) a 2x2 conv of the *low-resolution*
 # input whose taps are sums of the 3x3 kernel's rows/columns: rows (-1, 0) take (w0, w1 + w2)
@@ -194,9 +203,8 @@ _PHASE_TAPS = (((1, 0, 0), (0, 1, 1)), ((1, 1, 0), (0, 0, 1)))  # [parity][tap][
 
 def upconv3x3_subpixel(x: Array, w: Array, precision=None) -> Array:
     """conv3x3_same(upsample_nearest_x2(x), w) for NHWC x, HWIO w, computed on x's resolution:
-    per phase, one GEMM of the 4 shifted low-res views (concatenated on channels) with the
-    phase's 2x2 kernel; autodiff turns every product into a GEMM as well."""
-    b, h, wd, c = x.shape
+    per phase, one GEMM of the 4 shifted low-res views with the phase's 2x2 kernel."""
+    b, h, wd, _ = x.shape
     taps = jnp.asarray(_PHASE_TAPS, w.dtype)
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     rows = []
@@ -206,12 +214,26 @@ def upconv3x3_subpixel(x: Array, w: Array, precision=None) -> Array:
             k = jnp.einsum("pi,qj,ijco->pqco", taps[a], taps[bb], w, precision=precision)
             views = [xp[:, a + p:a + p + h, bb + q:bb + q + wd, :]
                      for p in range(2) for q in range(2)]
-            patches = jnp.concatenate(views, axis=-1).reshape(b * h * wd, 4 * c)
-            y = jnp.dot(patches, k.reshape(4 * c, -1), precision=precision)
-            cols.append(y.reshape(b, h, wd, -1))
+            cols.append(_gemm_of_views(views, k.reshape(4, *w.shape[2:]), precision))
         rows.append(jnp.stack(cols, axis=3))  # (b, h, w, 2[col parity], o)
     y = jnp.stack(rows, axis=2)  # (b, h, 2[row parity], w, 2, o)
     return y.reshape(b, 2 * h, 2 * wd, -1)
+
+
+# A 3x3 'SAME' conv followed by 2x2 average pooling (every discriminator down-block) is one
+# stride-2 4x4 conv whose kernel is the 3x3 kernel box-filtered: K[u, v] = 1/4 * sum of
+# w[u - a, v - b] over a, b in {0, 1}. 16 products per pooled pixel instead of 4 x 9 = 36, and
+# the full-resolution conv output never exists.
+def conv3x3_avgpool(x: Array, w: Array, precision=None) -> Array:
+    """avg_pool_2x2(conv3x3_same(x, w)) for NHWC x with even height and width, HWIO w."""
+    _, h, wd, _ = x.shape
+    k = sum(jnp.pad(w, ((a, 1 - a), (b, 1 - b), (0, 0), (0, 0)))
+            for a in range(2) for b in range(2)) * 0.25
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ho, wo = h // 2, wd // 2
+    views = [xp[:, u:u + 2 * ho:2, v:v + 2 * wo:2, :] for u in range(4) for v in range(4)]
+    return _gemm_of_views(views, k.reshape(16, *w.shape[2:]), precision)
+
 
 _NHWC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 
@@ -240,26 +262,42 @@ def _is_simple_nhwc(lhs, window_strides, lhs_dilation, rhs_dilation, dimension_n
 
 def _conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                           rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
-                          precision=None, upsample_lhs=False, **kwargs):
+                          precision=None, upsample_lhs=False, pool_out=False, **kwargs):
     """Drop-in for lax.conv_general_dilated inside nn.Conv (same params, names, shapes): the
     CPU forms above for the stride-1, undilated, ungrouped NHWC convs this package builds when
     `conv_impl()` asks for them; lax.conv_general_dilated otherwise.
 
     upsample_lhs: `lhs` is the low-resolution input of conv(upsample(lhs)). A 1x1 conv then
     runs before the upsampling (the same products, 4x fewer, on every backend); on CPU a 3x3
-    conv takes the sub-pixel form; anything else upsamples first."""
+    conv takes the sub-pixel form; anything else upsamples first.
+    pool_out: return downsample(conv(lhs)). A 1x1 conv then runs after the pooling (4x fewer
+    products, every backend); on CPU a 3x3 conv takes the stride-2 4x4 form; anything else
+    convolves, then pools."""
+    if upsample_lhs and pool_out:
+        raise ValueError("upsample_lhs and pool_out exclude each other")
     simple = _is_simple_nhwc(lhs, window_strides, lhs_dilation, rhs_dilation,
                              dimension_numbers, feature_group_count, kwargs)
-    if upsample_lhs:
-        pads = _explicit_pads(padding, rhs.shape[:2]) if simple else None
-        if rhs.shape[:2] == (1, 1) and pads == ((0, 0), (0, 0)):
-            return upsample(_conv_general_dilated(lhs, rhs, window_strides, padding,
-                                                  dimension_numbers=dimension_numbers,
-                                                  precision=precision))
-        if (rhs.shape[:2] == (3, 3) and pads == ((1, 1), (1, 1))
-                and conv_impl() != "xla" and lhs.dtype == jnp.float32):
-            return upconv3x3_subpixel(lhs, rhs, precision)
-        lhs = upsample(lhs)
+    pads = _explicit_pads(padding, rhs.shape[:2]) if simple else None
+    impl = conv_impl()
+    if upsample_lhs or pool_out:
+        def conv_here(x: Array) -> Array:
+            return _conv_general_dilated(x, rhs, window_strides, padding,
+                                         dimension_numbers=dimension_numbers,
+                                         precision=precision)
+
+        is_1x1 = rhs.shape[:2] == (1, 1) and pads == ((0, 0), (0, 0))
+        fast_3x3 = (rhs.shape[:2] == (3, 3) and pads == ((1, 1), (1, 1))
+                    and impl != "xla" and lhs.dtype == jnp.float32)
+        if upsample_lhs:
+            if is_1x1:
+                return upsample(conv_here(lhs))
+            return upconv3x3_subpixel(lhs, rhs, precision) if fast_3x3 else conv_here(
+                upsample(lhs))
+        if is_1x1:
+            return conv_here(downsample(lhs))
+        if fast_3x3 and lhs.shape[1] % 2 == 0 and lhs.shape[2] % 2 == 0:
+            return conv3x3_avgpool(lhs, rhs, precision)
+        return downsample(conv_here(lhs))
 
     def plain():
         return jax.lax.conv_general_dilated(
@@ -267,11 +305,8 @@ def _conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
             rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
             feature_group_count=feature_group_count, precision=precision, **kwargs)
 
-    impl = conv_impl()
     # The CPU forms are float32-only; mixed precision is a GPU/TPU feature.
-    use_custom = simple and impl != "xla" and lhs.dtype == jnp.float32
-    pads = _explicit_pads(padding, rhs.shape[:2]) if use_custom else None
-    if pads is None:
+    if pads is None or impl == "xla" or lhs.dtype != jnp.float32:
         return plain()
     if rhs.shape[:2] == (1, 1) and pads == ((0, 0), (0, 0)):
         return conv1x1_matmul(lhs, rhs, precision)
@@ -291,15 +326,19 @@ def conv(
     use_bias: bool = True,
     update_stats: bool = False,
     upsample_input: bool = False,
+    pool_output: bool = False,
 ) -> Array:
     """kxk 'SAME' conv, stride 1; must be called inside a compact method.
 
-    upsample_input: compute conv(upsample(x)) (nearest x2) without materialising the upsampled
-    input where a cheaper exact form exists (`_conv_general_dilated`); parameters, their names
-    and the counted MACs are those of the conv on the upsampled image."""
+    upsample_input: compute conv(upsample(x)) (nearest x2); pool_output: compute
+    downsample(conv(x)) (2x2 average). Both use a cheaper exact form where one exists
+    (`_conv_general_dilated`); parameters, their names and the counted MACs
+    (`adapt_jax.flops`) are those of the conv at the larger resolution."""
     fan_in = kernel_size * kernel_size * x.shape[-1]
-    conv_fn = (functools.partial(_conv_general_dilated, upsample_lhs=True) if upsample_input
-               else _conv_general_dilated)
+    conv_fn = _conv_general_dilated
+    if upsample_input or pool_output:
+        conv_fn = functools.partial(_conv_general_dilated, upsample_lhs=upsample_input,
+                                    pool_out=pool_output)
     layer = nn.Conv(
         features,
         (kernel_size, kernel_size),
@@ -471,16 +510,14 @@ class DBlock(nn.Module):
         hidden = in_ch if (self.hidden_in and not self.optimized) else self.features
         h = x if self.optimized else nn.relu(x)
         h = conv(h, hidden, self.spec, name="conv1", update_stats=update_stats)
-        h = conv(nn.relu(h), self.features, self.spec, name="conv2", update_stats=update_stats)
-        if self.down:
-            h = downsample(h)
+        h = conv(nn.relu(h), self.features, self.spec, name="conv2", update_stats=update_stats,
+                 pool_output=self.down)
         sc = x
         kw = dict(name="conv_sc", kernel_size=1, update_stats=update_stats)
         if self.optimized:
             sc = conv(downsample(x), self.features, self.spec, **kw)
         elif self.down or in_ch != self.features:
-            sc = conv(x, self.features, self.spec, **kw)
-            sc = downsample(sc) if self.down else sc
+            sc = conv(x, self.features, self.spec, pool_output=self.down, **kw)
         return h + sc
 
 

@@ -38,12 +38,17 @@ sweep $(scaled 400) --workdir=runs/sweeps/tables --densities=1.0 --seeds=0,1,2 -
 sweep $(scaled 400) --workdir=runs/sweeps/band --methods=dda,adapt_relax --densities=0.1,0.3 \
   --d_max=1.0 --seeds=0 --set=balance.lower=0.02 --set=balance.upper=0.06 \
   --set=balance.reduce=ratio_of_means
-# (c') 2000-iteration runs at d_G = 10%, 3 seeds: schedules every 200, BR every 10, score every 500.
+# (c') 2000-iteration runs at d_G = 10%: schedules every 200, BR every 10, score every 500;
+# seed 0 of every method first, then seeds 1 and 2.
 LONG=(--set=train.num_iters=2000 --set=sparse.g_update_every=200 --set=sparse.d_adjust_every=200
   --set=balance.window=200 --set=balance.br_every=10 --set=train.ckpt_every=500
   --set=eval.every=500)
-sweep "${LONG[@]}" --workdir=runs/sweeps/long --densities=0.1 --seeds=0,1,2 \
-  --methods=static,sdst_rigl,adapt_relax --strategies=balance,strong --d_max=1.0
-sweep "${LONG[@]}" --workdir=runs/sweeps/long --densities=0.1 --seeds=0,1,2 --methods=adapt_strict \
-  --d_max=0.5
-sweep "${LONG[@]}" --workdir=runs/sweeps/long --densities=1.0 --seeds=0,1,2 --methods=dense
+long() {  # $1 = seeds
+  sweep "${LONG[@]}" --workdir=runs/sweeps/long --densities=0.1 --seeds="$1" \
+    --methods=static,sdst_rigl,adapt_relax --strategies=balance,strong --d_max=1.0
+  sweep "${LONG[@]}" --workdir=runs/sweeps/long --densities=0.1 --seeds="$1" \
+    --methods=adapt_strict --d_max=0.5
+  sweep "${LONG[@]}" --workdir=runs/sweeps/long --densities=1.0 --seeds="$1" --methods=dense
+}
+long 0
+long 1,2
