@@ -7,6 +7,7 @@ override fields, so every run has every field and `--config.x.y=...` overrides t
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_base_config() -> ml_collections.ConfigDict:
@@ -60,7 +61,9 @@ def get_base_config() -> ml_collections.ConfigDict:
 
     c.sparse = ml_collections.ConfigDict()
     c.sparse.density_g = 0.1
-    c.sparse.density_d = 0.1  # initial D density for dda/adapt (d_D = d_G in the paper)
+    # Initial D density of dda/adapt; unset = density_g (the paper's d_D = d_G), so overriding
+    # density_g alone moves both.
+    c.sparse.density_d = config_dict.placeholder(float)
     c.sparse.distribution = "erk"  # erk | er | uniform
     c.sparse.g_update_every = 500  # dT_G, iterations
     c.sparse.g_drop_fraction = 0.5

@@ -59,4 +59,5 @@ def initial_densities(config: ml_collections.ConfigDict) -> tuple[float, float]:
             )
         d_d = d_g if config.strategy == "balance" else float(config.sparse.d_max)
         return d_g, d_d
-    return d_g, float(config.sparse.density_d)
+    d_d = config.sparse.density_d
+    return d_g, d_g if d_d is None else float(d_d)

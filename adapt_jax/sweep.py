@@ -160,8 +160,11 @@ def load_config_file(spec: str, method: str) -> ml_collections.ConfigDict:
     return get_config(method) if inspect.signature(get_config).parameters else get_config()
 
 
-def _parse_value(old: object, text: str) -> object:
-    """Read `text` as the type of the field it replaces (as --config.x=... does)."""
+def _parse_value(old: object, text: str, field_type: type | None = None) -> object:
+    """Read `text` as the type of the field it replaces (as --config.x=... does); an unset
+    placeholder field (None) is read as its declared type."""
+    if old is None and field_type in (bool, int, float):
+        old = field_type()
     if isinstance(old, bool):
         if text.lower() not in ("true", "false", "1", "0"):
             raise ValueError(f"expected true/false, got {text!r}")
@@ -183,7 +186,9 @@ def apply_override(config: ml_collections.ConfigDict, assignment: str) -> None:
         target = target[part]
     if leaf not in target:
         raise ValueError(f"--set={assignment!r}: config has no field {field!r}")
-    target[leaf] = _parse_value(target[leaf], text)
+    old = target[leaf]
+    declared = target.get_ref(leaf).get_type() if old is None else None  # placeholder
+    target[leaf] = _parse_value(old, text, declared)
 
 
 def build_config(args: argparse.Namespace, run: RunSpec) -> ml_collections.ConfigDict:

@@ -468,6 +468,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         if t % tc.ckpt_every == 0 or t == sched.total:
             trainer.check_finite(metrics)  # never overwrite a good checkpoint with NaNs
             trainer.flush_br()
+            # Everything the checkpoint holds is logged: a resumed run logs only what follows.
+            events_logged = _write_events(trainer, writer, events_logged)
             ckpt.save(t, trainer.state, trainer.host_state())
     ckpt.close()
     best_ckpt.close()

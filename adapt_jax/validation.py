@@ -65,6 +65,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.{field}={_get(config, field)} must be > 0.")
     for field in DENSITIES:
         v = _get(config, field)
+        if v is None and field == "sparse.density_d":  # unset: D starts at density_g
+            continue
         if not 0.0 < v <= 1.0:
             raise ConfigError(f"config.{field}={v} is outside (0, 1]; densities are fractions "
                               "of active weights, e.g. 0.1 for 10%.")
@@ -90,9 +92,10 @@ def _check_balance(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.sparse.d_min={s.d_min} exceeds config.sparse.d_max="
                           f"{s.d_max}.")
     if spec.d_mode == "controlled":
-        if not s.d_min <= s.density_d <= s.d_max:
-            raise ConfigError(f"config.sparse.density_d={s.density_d} must lie in [d_min, "
-                              f"d_max] = [{s.d_min}, {s.d_max}].")
+        d_d = methods.initial_densities(config)[1]
+        if not s.d_min <= d_d <= s.d_max:
+            raise ConfigError(f"config.sparse.density_d={d_d} (unset: density_g) must lie in "
+                              f"[d_min, d_max] = [{s.d_min}, {s.d_max}].")
         if s.density_g > s.d_max:
             raise ConfigError(f"config.sparse.density_g={s.density_g} exceeds "
                               f"config.sparse.d_max={s.d_max}; D may never be sparser than "

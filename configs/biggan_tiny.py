@@ -30,8 +30,7 @@ def get_config():
     t.sample_every = 500
     t.ckpt_every = 500
     s = c.sparse
-    s.density_g = 0.2
-    s.density_d = 0.2
+    s.density_g = 0.2  # D starts at the same density (sparse.density_d unset)
     s.g_update_every = 100
     s.d_adjust_every = 250
     b = c.balance

@@ -20,7 +20,7 @@ def get_config(method: str = "adapt_relax"):
     t.num_iters, t.n_critic, t.batch_d, t.batch_g = 200_000, 1, 256, 256
     t.lr_g, t.lr_d = 1e-4, 4e-4
     t.b1, t.b2, t.ema = 0.0, 0.999, 0.9999
-    c.sparse.density_g = c.sparse.density_d = 0.1
+    c.sparse.density_g = 0.1
     c.sparse.g_update_every = 1000
     c.sparse.delta_d = 0.05
     c.balance.lower, c.balance.upper = 0.3, 0.4

@@ -13,7 +13,7 @@ def get_config(method: str = "adapt_relax"):
     t.num_iters, t.n_critic, t.batch_d, t.batch_g = 100_000, 5, 64, 128
     t.lr_g = t.lr_d = 2e-4
     t.b1, t.b2, t.ema = 0.0, 0.9, 0.999
-    c.sparse.density_g = c.sparse.density_d = 0.1
+    c.sparse.density_g = 0.1
     c.sparse.g_update_every = 500
     c.sparse.delta_d = 0.05
     c.balance.lower, c.balance.upper = 0.45, 0.55

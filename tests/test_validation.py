@@ -94,3 +94,20 @@ def test_cli_exits_nonzero_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "config.sparse.density_g=2.0 is outside (0, 1]" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_d_starts_at_d_g_unless_density_d_is_set():
+    """SPEC §4: DDA/ADAPT start D at d_G, so `--config.sparse.density_g=0.3` alone moves both;
+    an explicit sparse.density_d wins; baselines follow their strategy."""
+    from adapt_jax import methods
+    from adapt_jax.config_base import get_base_config
+
+    c = get_base_config()
+    c.method, c.sparse.density_g = "adapt_relax", 0.3
+    assert c.sparse.density_d is None
+    assert methods.initial_densities(c) == (0.3, 0.3)
+    validate_config(c)
+    c.sparse.density_d = 0.5
+    assert methods.initial_densities(c) == (0.3, 0.5)
+    c.method, c.strategy = "static", "strong"
+    assert methods.initial_densities(c) == (0.3, c.sparse.d_max)

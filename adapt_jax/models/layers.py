@@ -106,9 +106,13 @@ def _wrapped(layer: nn.Module, spec: LayerSpec, sn: bool, name: str) -> nn.Modul
 # - kxk convs whose weight gradient XLA:CPU handles badly use `conv_matmul_grad`: XLA's forward
 #   and input gradient, the weight gradient as one GEMM per kernel offset,
 #   dW[i, j] = pad(x)[:, i:i+H, j:j+W, :]^T @ dy (`_taps_pay_off` says when);
-# - other convs (small images or few channels, where XLA's own gradient is as fast) are plain.
+# - other convs (small images or few channels, where XLA's own gradient is as fast) are plain;
+# - convs of an upsampled input (G) or with a pooled output (D) take the resampling forms below
+#   (`conv(..., upsample_input=True / pool_output=True)`): 16 instead of 36 products per
+#   low-resolution pixel (`benchmarks/resample_convs.py`).
 # Same math, float32 sums in another order (tests/test_conv_impl.py: within 1e-4). TPU/GPU keep
-# the plain conv: the choice is made at trace time from jax.default_backend().
+# the plain conv (and only the exact 1x1 reorderings): the choice is made at trace time from
+# jax.default_backend().
 CONV_IMPLS = ("auto", "xla", "cpu_auto", "matmul_grad")
 CONV_IMPL_ENV = "ADAPT_JAX_CONV_IMPL"
 _conv_impl_override: str | None = None
