@@ -39,6 +39,16 @@ def test_count_dtype_range_and_determinism(run_dir, tmp_path):
     assert not np.array_equal(npz(run_dir, tmp_path / "c.npz", num=7, seed=2), x)
 
 
+def test_checkpoint_step_selects_that_generator(run_dir, tmp_path):
+    """--checkpoint=STEP reads that step: step 20 of the 40-iteration run is another generator
+    than the latest, and naming the latest step equals 'latest'."""
+    latest = npz(run_dir, tmp_path / "latest.npz", seed=3)
+    np.testing.assert_array_equal(npz(run_dir, tmp_path / "s40.npz", seed=3, checkpoint="40"),
+                                  latest)
+    assert not np.array_equal(npz(run_dir, tmp_path / "s20.npz", seed=3, checkpoint="20"),
+                              latest)
+
+
 def test_labels_reach_the_generator(run_dir, tmp_path, monkeypatch):
     seen = []
     real = sampling.make_generate_fn
