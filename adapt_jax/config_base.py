@@ -21,7 +21,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.diffaug = ""  # comma-separated subset of color,translation,cutout; '' = off
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = "biggan"  # sngan32 | resnet48 | biggan32 | biggan64 | sngan | biggan
+    c.model.name = "biggan"  # sngan32 | resnet48 | biggan32 | biggan64 | sngan | resnet | biggan
     c.model.resolution = 32
     c.model.z_dim = 128
     c.model.g_ch = 64  # base width of G (family-specific meaning)

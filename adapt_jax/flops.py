@@ -54,8 +54,9 @@ def _is_array(x: Any) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype")
 
 
-def _count(module: nn.Module, out: Any) -> LayerMacs | None:
-    """The reference's count for one call of `module` producing `out` (None: not counted)."""
+def _count(module: nn.Module, out: Any, inputs: Any = None) -> LayerMacs | None:
+    """The reference's count for one call of `module` on `inputs` producing `out` (None: not
+    counted)."""
     def name(leaf: str) -> str:
         return "/".join((*module.scope.path, leaf))
 
@@ -63,8 +64,9 @@ def _count(module: nn.Module, out: Any) -> LayerMacs | None:
     if isinstance(module, (nn.Dense, nn.Conv)):
         positions = math.prod(out.shape[1:-1])
         if getattr(getattr(module, "conv_general_dilated", None), "keywords", {}).get("pool_out"):
-            positions *= 4  # a conv whose output is average-pooled inside the layer: count it
-            # at the resolution it convolves, as the reference's conv-then-pool is counted
+            # A stride-1 'SAME' conv whose output is average-pooled inside the layer: counted at
+            # the resolution it convolves (its input's), as the reference's conv-then-pool is.
+            positions = math.prod(inputs.shape[1:-1])
         weight = math.prod(params["kernel"].shape) * positions
         other = out.shape[-1] * positions if module.use_bias else 0
         kind = "dense" if isinstance(module, nn.Dense) else "conv"
@@ -113,7 +115,7 @@ def _trace(module: nn.Module, variables: Any, args: tuple, kwargs: dict
             out = next_fun(*call_args, **call_kwargs)
         finally:
             active.pop()
-        layer = _count(context.module, out)
+        layer = _count(context.module, out, call_args[0] if call_args else None)
         if layer is not None:
             records.append(layer)
         return out

@@ -147,7 +147,8 @@ def _check_model(config: ml_collections.ConfigDict) -> None:
                           f"config.model.name={config.model.name!r} always produces "
                           f"{gan.resolution}x{gan.resolution} images (the data is resized to "
                           f"config.model.resolution); set config.model.resolution="
-                          f"{gan.resolution}, or use a configurable family (sngan, biggan).")
+                          f"{gan.resolution}, or use a configurable family (sngan, resnet, "
+                          "biggan).")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, object]:

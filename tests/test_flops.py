@@ -132,6 +132,30 @@ def test_layer_called_twice_counts_twice():
         "Dense_0/kernel": LayerMacs("Dense_0/kernel", "dense", 2 * 9, 2 * 3)}
 
 
+class Resampling(nn.Module):
+    """A G-style conv of an upsampled input and D-style pooled convs (odd sizes floor)."""
+
+    @nn.compact
+    def __call__(self, x):
+        from adapt_jax.models import layers
+
+        spec = layers.LayerSpec()
+        up = layers.conv(x, 4, spec, name="up", upsample_input=True)  # 3x3 -> 6x6 output
+        pooled = layers.conv(x, 4, spec, name="pool3", pool_output=True)  # 3x3 conv, 1x1 out
+        pooled1 = layers.conv(x, 4, spec, name="pool1", kernel_size=1, pool_output=True)
+        return up, pooled, pooled1
+
+
+def test_fused_resampling_convs_count_as_the_literal_ops():
+    """The fused forms are counted as the reference counts upsample-then-conv and
+    conv-then-pool: at the resolution the conv runs on, whatever the fused form computes."""
+    got = _macs(Resampling(), jnp.ones((1, 3, 3, 2)))
+    name = "{}/layer_instance/kernel".format
+    assert got[name("up")] == LayerMacs(name("up"), "conv", 3 * 3 * 2 * 4 * 6 * 6, 4 * 6 * 6)
+    assert got[name("pool3")] == LayerMacs(name("pool3"), "conv", 3 * 3 * 2 * 4 * 9, 4 * 9)
+    assert got[name("pool1")] == LayerMacs(name("pool1"), "conv", 2 * 4 * 9, 4 * 9)
+
+
 # ---------------------------------------------------------------------------------------------
 # TrainingFlops. Per-sample MACs of the toy nets, by hand:
 #   G dense  = 1000 + 10 + 3000 + 40 = 4050; at G_DENS: 500 + 10 + 600 + 40 = 1150

@@ -24,11 +24,12 @@ CASES = {
     "biggan32": {},
     "biggan64": {},
     "sngan": TINY,
+    "resnet": TINY,
     "biggan": TINY,
     "sngan_uncond_attn": dict(name="sngan", resolution=32, g_ch=16, d_ch=16, attention=True),
     "biggan_uncond_attn": dict(name="biggan", resolution=16, g_ch=8, d_ch=8, attention=True),
 }
-REGISTRY_CASES = ["sngan32", "resnet48", "biggan32", "biggan64", "sngan", "biggan"]
+REGISTRY_CASES = ["sngan32", "resnet48", "biggan32", "biggan64", "sngan", "resnet", "biggan"]
 # (G, D) number of maskable tensors, counted by hand from the architectures.
 EXPECTED_MASKABLE = {
     "sngan32": (11, 11),  # G: linear + 3x3 convs + conv_out; D: 3 + 3 + 2 + 2 + linear
@@ -36,6 +37,7 @@ EXPECTED_MASKABLE = {
     "biggan32": (11, 10),  # D head (classifier + projection) stays dense
     "biggan64": (18, 19),  # + 4 attention convs each; D last block has a 1x1 shortcut
     "sngan": (8, 7),
+    "resnet": (8, 12),  # G as sngan; D 16 -> 8 -> 4 -> 2 -> 1: 4 blocks x (2 + 1x1), dense head
     "biggan": (8, 9),
     "sngan_uncond_attn": (15, 15),  # 32x32: 3 G blocks; D 2 down + 2 flat + linear
     "biggan_uncond_attn": (12, 14),
@@ -77,7 +79,8 @@ def fake_variables(tree, seed: int):
 def test_unknown_name_lists_valid_names():
     cfg = get_base_config().model
     cfg.name = "stylegan"
-    with pytest.raises(ValueError, match="sngan32, resnet48, biggan32, biggan64, sngan, biggan"):
+    with pytest.raises(ValueError,
+                       match="sngan32, resnet48, biggan32, biggan64, sngan, resnet, biggan"):
         models.create(cfg)
 
 

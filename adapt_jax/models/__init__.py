@@ -1,7 +1,8 @@
 """Model registry: `create(model_cfg)` -> `GAN` (generator, discriminator, init, maskability).
 
 Named paper models fix their whole architecture (and z_dim / num_classes, reported on the GAN);
-the families `sngan` and `biggan` read resolution, z_dim, g_ch, d_ch, num_classes, attention.
+the families `sngan`, `resnet` (ResNet-48's) and `biggan` read resolution, z_dim, g_ch, d_ch,
+num_classes, attention.
 Every model reads `dtype` ('float32', or 'bfloat16' for mixed-precision compute).
 """
 
@@ -22,6 +23,7 @@ _BUILDERS: dict[str, Callable[[ConfigDict], GAN]] = {
     "biggan32": biggan.biggan32,
     "biggan64": biggan.biggan64,
     "sngan": sngan.sngan,
+    "resnet": resnet48.resnet,
     "biggan": biggan.biggan,
 }
 NAMES = tuple(_BUILDERS)
