@@ -165,7 +165,9 @@ def markdown_table(runs: Sequence[Run], value: Callable[[Run], float | None],
                 out.append("–")
                 continue
             m, s, n = cells[(row, c)]
-            text = f"{fmt(m)} ± {fmt(s)}" + (f" (n={n})" if n < n_max else "")
+            # One seed has no spread to show: "± 0.00" would claim a precision it lacks.
+            text = (fmt(m) if n == 1 else f"{fmt(m)} ± {fmt(s)}") + (
+                f" (n={n})" if n < n_max or n == 1 else "")
             out.append(f"**{text}**" if bold_lowest and m == best[c] else text)
         lines.append(f"| {row} | " + " | ".join(out) + " |")
     return "\n".join(lines)
@@ -328,7 +330,8 @@ def render(runs: Sequence[Run], plots: dict[str, bool]) -> str:
     cfg = runs[0].record["config"] if runs else "?"
     md = [f"# Sweep results ({cfg})", "",
           f"{done}/{len(runs)} runs finished. Cells: mean ± std over seeds (sample std; "
-          "`(n=k)` when fewer seeds finished than elsewhere in the table).", ""]
+          "`(n=k)` when fewer seeds finished than elsewhere in the table; a single seed shows "
+          "its value alone).", ""]
     if name is None:
         md += ["No run reports an evaluation score (`eval` in summary.json) yet; only FLOPs "
                "and balance are tabulated.", ""]

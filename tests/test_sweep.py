@@ -98,7 +98,7 @@ def test_report_aggregates_seeds_and_bolds_lowest(tmp_path):
     _fake_runs(tmp_path)
     md = open(sweep_report.write_report(str(tmp_path))).read()
     assert "| STATIC-Balance | 12.00 ± 2.83 |" in md
-    assert "| ADAPT_relax | **9.00 ± 0.00 (n=1)** |" in md  # fewer seeds: n shown
+    assert "| ADAPT_relax | **9.00 (n=1)** |" in md  # one seed: no spread shown, n shown
     assert "| STATIC-Balance | 15.00% ± 7.07% |" in md  # FLOPs table, not bolded
 
 
