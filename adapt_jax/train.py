@@ -366,11 +366,35 @@ def _log_scalars(trainer: Trainer, metrics: dict[str, jax.Array], its: float) ->
     for net, v in trainer.flops.normalized().items():
         scalars[f"flops_normalized_{net}"] = v
     scalars.update(trainer.diagnostics.scalars())
-    for net in ("g", "d"):
-        for layer, v in trainer._layer_densities(net).items():
-            scalars[f"layer_density/{net}/{layer}"] = v
     scalars["iterations_per_sec"] = its
     return scalars
+
+
+class _DetailWriter:
+    """TensorBoard-only scalars too many or too sparse for the console line: per-layer
+    densities, controller decisions and mask events (process 0 only; a second event file in
+    the workdir, which TensorBoard reads as the same run)."""
+
+    def __init__(self, trainer: Trainer, workdir: str):
+        from clu import metric_writers
+
+        self.trainer = trainer
+        self.writer = (metric_writers.SummaryWriter(workdir) if jax.process_index() == 0
+                       else None)
+        self.logged = _event_counts(trainer)  # a resumed run logged these before
+
+    def layer_densities(self, t: int) -> None:
+        if self.writer is None:
+            return
+        self.writer.write_scalars(t, {f"layer_density/{net}/{layer}": v for net in ("g", "d")
+                                      for layer, v in self.trainer._layer_densities(net).items()})
+
+    def events(self) -> None:
+        """Each controller decision and mask event not yet written, at its own iteration."""
+        if self.writer is not None:
+            _write_events(self.trainer, self.writer, self.logged)
+            self.writer.flush()
+        self.logged = _event_counts(self.trainer)
 
 
 # TensorBoard codes of the controller's actions ('wait': the window was not full yet).
@@ -384,7 +408,7 @@ def _event_counts(trainer: Trainer) -> dict[str, int]:
     return counts
 
 
-def _write_events(trainer: Trainer, writer, logged: dict[str, int]) -> dict[str, int]:
+def _write_events(trainer: Trainer, writer, logged: dict[str, int]) -> None:
     """Each controller decision and mask event not yet in `logged`, at its own iteration: the
     periodic scalars show only the latest of them. Both live in checkpointed host state, so
     a resumed run (starting from `_event_counts`) writes only new ones."""
@@ -397,7 +421,6 @@ def _write_events(trainer: Trainer, writer, logged: dict[str, int]) -> dict[str,
         for t, itop, flip in track.history[max(1, logged.get(net, 0)):]:
             writer.write_scalars(t, {f"mask_events/itop_{net}": itop,
                                      f"mask_events/flip_rate_{net}": flip})
-    return _event_counts(trainer)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -430,7 +453,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     grid_key = jax.random.PRNGKey(config.seed + 12345)
     grid_labels = _grid_labels(trainer.gan.num_classes, grid_n)
     t0, t_start, started = time.time(), trainer.t, time.time()
-    events_logged = _event_counts(trainer)
+    detail = _DetailWriter(trainer, workdir)
     stop = _StopRequest()
     while trainer.t < sched.total:
         metrics = trainer.iteration()
@@ -438,7 +461,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         if stop.requested or t == stop_after:
             trainer.check_finite(metrics)
             trainer.flush_br()
-            _write_events(trainer, writer, events_logged)  # the resumed run starts after them
+            detail.events()  # the resumed run starts after them
             writer.flush()
             ckpt.save(t, trainer.state, trainer.host_state())
             ckpt.close()
@@ -452,7 +475,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             its = (t - t_start) / max(time.time() - t0, 1e-9)
             t0, t_start = time.time(), t
             writer.write_scalars(t, _log_scalars(trainer, metrics, its))
-            events_logged = _write_events(trainer, writer, events_logged)
+            detail.layer_densities(t)
+            detail.events()
         if t % tc.sample_every == 0 or t == sched.total:
             grid = report.image_grid(trainer.sample(grid_key, grid_n, grid_labels), cols=10)
             writer.write_images(t, {"samples": grid[None]})
@@ -469,13 +493,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             trainer.check_finite(metrics)  # never overwrite a good checkpoint with NaNs
             trainer.flush_br()
             # Everything the checkpoint holds is logged: a resumed run logs only what follows.
-            events_logged = _write_events(trainer, writer, events_logged)
+            detail.events()
             ckpt.save(t, trainer.state, trainer.host_state())
     ckpt.close()
     best_ckpt.close()
     stop.restore()
     trainer.flush_br()
-    _write_events(trainer, writer, events_logged)
+    detail.events()
     summary = _finish(trainer, grid_key, grid_n, grid_labels, time.time() - started)
     writer.flush()
     return summary
