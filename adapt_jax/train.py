@@ -382,10 +382,14 @@ class _DetailWriter:
         self.writer = (metric_writers.SummaryWriter(workdir) if jax.process_index() == 0
                        else None)
         self.logged = _event_counts(trainer)  # a resumed run logged these before
+        self._densities_at: dict[str, int] | None = None  # event counts when last written
 
     def layer_densities(self, t: int) -> None:
-        if self.writer is None:
+        """Per-layer densities, read from the device only when a mask event happened since."""
+        counts = _event_counts(self.trainer)
+        if self.writer is None or counts == self._densities_at:
             return
+        self._densities_at = counts
         self.writer.write_scalars(t, {f"layer_density/{net}/{layer}": v for net in ("g", "d")
                                       for layer, v in self.trainer._layer_densities(net).items()})
 

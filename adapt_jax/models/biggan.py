@@ -17,7 +17,7 @@ from __future__ import annotations
 from ml_collections import ConfigDict
 
 from adapt_jax.models.layers import LayerSpec
-from adapt_jax.models.nets import GAN, Discriminator, Generator, layout
+from adapt_jax.models.nets import GAN, Discriminator, Generator, family_from_config, layout
 
 
 def build(
@@ -57,7 +57,7 @@ def build(
 
 def biggan(cfg: ConfigDict) -> GAN:
     """Configurable family: resolution, z_dim, g_ch, d_ch, num_classes, attention from cfg."""
-    return build(cfg.resolution, cfg.z_dim, cfg.g_ch, cfg.d_ch, cfg.num_classes, cfg.attention)
+    return family_from_config(build, cfg)
 
 
 def biggan64(cfg: ConfigDict) -> GAN:

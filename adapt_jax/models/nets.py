@@ -35,6 +35,12 @@ def layout(resolution: int) -> tuple[int, int]:
     return RESOLUTIONS[resolution]
 
 
+def family_from_config(build, cfg) -> GAN:
+    """A configurable family's `build(resolution, z_dim, g_ch, d_ch, num_classes, attention)`
+    called with those fields of a model config."""
+    return build(cfg.resolution, cfg.z_dim, cfg.g_ch, cfg.d_ch, cfg.num_classes, cfg.attention)
+
+
 def is_maskable(name: str, leaf) -> bool:
     """SPEC §1: every conv/dense kernel; never biases, norms, embeddings, heads, gains."""
     parts = name.split("/")

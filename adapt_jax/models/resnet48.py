@@ -14,7 +14,7 @@ from __future__ import annotations
 from ml_collections import ConfigDict
 
 from adapt_jax.models.layers import LayerSpec
-from adapt_jax.models.nets import GAN, Discriminator, Generator, layout
+from adapt_jax.models.nets import GAN, Discriminator, Generator, family_from_config, layout
 
 
 def _halvings_to_one(size: int) -> int:
@@ -55,4 +55,4 @@ def resnet48(cfg: ConfigDict) -> GAN:
 
 def resnet(cfg: ConfigDict) -> GAN:
     """Configurable family: resolution, z_dim, g_ch, d_ch, num_classes, attention from cfg."""
-    return build(cfg.resolution, cfg.z_dim, cfg.g_ch, cfg.d_ch, cfg.num_classes, cfg.attention)
+    return family_from_config(build, cfg)
