@@ -16,6 +16,8 @@ BETA_EPS = 1e-6
 CRITERIA = ("br", "ada_rt")
 REDUCTIONS = ("mean_of_ratios", "ratio_of_means")
 MODES = ("dda", "relax", "strict")
+BANDS = ("paper", "calibrated")
+MIN_HALF_WIDTH = 0.01  # a calibrated band never narrower than ±0.01 (BR near 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +94,42 @@ class BalanceWindow:
     def load_dict(self, d: dict[str, Any]) -> None:
         self.items = collections.deque(_measurement(it) for it in d["items"])
         self.skipped = int(d["skipped"])
-        # Checkpoints written before last_t existed: the newest kept measurement.
-        self.last_t = int(d.get("last_t", self.items[-1].t if self.items else 0))
+        self.last_t = int(d["last_t"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """How a calibrated band was obtained (recorded in the checkpoint and summary.json)."""
+
+    t: int  # iteration of the D check that set the band (end of the warm-up)
+    centre: float
+    lower: float
+    upper: float
+    measurements: int  # measurements the centre was computed from
+    from_t: int  # first iteration whose measurement counted (later half of the warm-up)
+    warmup_density: float  # D's density during the warm-up (d_max)
+
+
+def calibrate_band(window: BalanceWindow, t: int, width: float,
+                   warmup_density: float) -> Calibration:
+    """The band around the criterion that D at d_max showed during the warm-up [0, t].
+
+    Centre: the window's own reduction (so the band is in the units the controller compares)
+    over the measurements of the warm-up's later half, which skips the transient of the first
+    iterations. Half-width: `width` x |centre|, at least MIN_HALF_WIDTH.
+    """
+    from_t = t // 2 + 1
+    later = BalanceWindow(window.window_iters, window.every, window.criterion, window.reduce)
+    later.items.extend(m for m in window.items if m.t >= from_t)
+    centre = later.value()
+    if math.isnan(centre):
+        raise ValueError(f"no usable balance measurement in iterations {from_t}..{t} to "
+                         "calibrate the band; lengthen sparse.d_adjust_every or lower "
+                         "balance.br_every.")
+    half = max(width * abs(centre), MIN_HALF_WIDTH)
+    return Calibration(t=t, centre=centre, lower=centre - half, upper=centre + half,
+                       measurements=len(later.items), from_t=from_t,
+                       warmup_density=warmup_density)
 
 
 def _measurement(item: list) -> Measurement:
@@ -104,7 +140,9 @@ def _measurement(item: list) -> Measurement:
 @dataclasses.dataclass(frozen=True)
 class Decision:
     t: int
-    action: str  # 'increase' | 'decrease' | 'dst' | 'none' | 'wait' (window not full)
+    # 'increase' | 'decrease' | 'dst' | 'none' | 'wait' (window not full) | 'calibrate' (the
+    # end of a calibrated band's warm-up: D moves from d_max to its initial density)
+    action: str
     value: float
     old_count: int
     new_count: int
@@ -120,7 +158,9 @@ class DensityController:
 
     def __init__(self, *, mode: str, maskable: int, initial_count: int, d_min: float,
                  d_max: float, delta_d: float, lower: float, upper: float,
-                 window: BalanceWindow):
+                 window: BalanceWindow, calibration_width: float | None = None):
+        """`calibration_width` set: the first decision calibrates the band (see
+        `calibrate_band`) instead of deciding; until then D runs at d_max."""
         if mode not in MODES:
             raise ValueError(f"controller mode {mode!r} is unknown; choose one of {MODES}.")
         self.mode = mode
@@ -132,6 +172,13 @@ class DensityController:
         self.lower, self.upper = float(lower), float(upper)
         self.window = window
         self.decisions: list[Decision] = []
+        self.calibration_width = calibration_width
+        self.calibration: Calibration | None = None
+
+    @property
+    def calibrating(self) -> bool:
+        """Still in the warm-up of a calibrated band (D at d_max, band not yet known)."""
+        return self.calibration_width is not None and self.calibration is None
 
     @property
     def density(self) -> float:
@@ -145,6 +192,8 @@ class DensityController:
 
     def decide(self, t: int) -> Decision:
         """One scheduled check; updates `count` and logs the decision."""
+        if self.calibrating:
+            return self._calibrate(t)
         v = self.window.value()
         old = self.count
         if not self.window.full() or math.isnan(v):
@@ -165,14 +214,40 @@ class DensityController:
         self.decisions.append(decision)
         return decision
 
+    def _calibrate(self, t: int) -> Decision:
+        """End of the warm-up: set the band, then move D from d_max to its initial count.
+
+        The window is emptied so that the first real decision reads only measurements taken
+        at the sparse density, not the warm-up's.
+        """
+        cal = calibrate_band(self.window, t, self.calibration_width,
+                             self.max_count / self.maskable)
+        self.calibration = cal
+        self.lower, self.upper = cal.lower, cal.upper
+        self.window.items.clear()
+        decision = Decision(t, "calibrate", cal.centre, self.max_count, self.count)
+        self.decisions.append(decision)
+        return decision
+
+    def band(self) -> dict[str, Any]:
+        """The band in force and how it was obtained (for summary.json)."""
+        if self.calibration_width is None:
+            return {"mode": "paper", "lower": self.lower, "upper": self.upper}
+        out = {"mode": "calibrated", "width": self.calibration_width}
+        if self.calibration is not None:
+            out.update(dataclasses.asdict(self.calibration))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "window": self.window.to_dict(),
-            "decisions": [dataclasses.asdict(d) for d in self.decisions],
-        }
+        """The controller's own state; the window it reads is saved by its owner."""
+        return {"count": self.count, "decisions": [dataclasses.asdict(d) for d in self.decisions],
+                "lower": self.lower, "upper": self.upper,
+                "calibration": None if self.calibration is None
+                else dataclasses.asdict(self.calibration)}
 
     def load_dict(self, d: dict[str, Any]) -> None:
         self.count = int(d["count"])
-        self.window.load_dict(d["window"])
         self.decisions = [Decision(**x) for x in d["decisions"]]
+        self.lower, self.upper = float(d["lower"]), float(d["upper"])
+        cal = d["calibration"]
+        self.calibration = None if cal is None else Calibration(**cal)

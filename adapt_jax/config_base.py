@@ -86,6 +86,12 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.balance.lower = 0.45
     c.balance.upper = 0.55
     c.balance.reduce = "mean_of_ratios"  # mean_of_ratios | ratio_of_means
+    # 'paper': the fixed band [lower, upper]. 'calibrated' (our extension, docs/design.md): D
+    # trains at d_max until the first D check; the band is then centred on the BR measured in
+    # that warm-up's later half, ± calibration_width x centre, and D moves to its initial
+    # density. Only density-controlled methods (dda, adapt_*) use a band.
+    c.balance.band = "paper"
+    c.balance.calibration_width = 0.25
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every = 5000  # also evaluated at the last iteration

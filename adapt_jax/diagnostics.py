@@ -95,23 +95,37 @@ class SparsityDiagnostics:
     def __init__(self):
         self.nets: dict[str, _Net] = {}
 
-    def observe(self, t: int, net: str, masks: Any, event: bool) -> dict[str, float]:
+    def observe(self, t: int, net: str, masks: Any, event: bool) -> None:
         """Record `net`'s masks after iteration t when they may have changed (`event`).
 
         The first call of a net records its starting masks (call it at t=0 for the ERK
-        densities). Returns the scalars to log (`itop_g`, `flip_rate_g`, ...) when it read the
-        masks, else {} without touching the device.
+        densities). This host copy is the trainer's only view of the masks: densities are read
+        from it, so masks leave the device once per mask event and never otherwise.
         """
         if net not in NETS:
             raise ValueError(f"net={net!r}: use 'g' or 'd'.")
         if not event and net in self.nets:
-            return {}
+            return
         host = {k: np.asarray(m, bool) for k, m in jax.device_get(named_masks(masks)).items()}
         if net not in self.nets:
             self.nets[net] = _Net(t, host)
-            return {f"itop_{net}": self.nets[net].history[-1][1]}
-        itop, flip = self.nets[net].event(t, host)
-        return {f"itop_{net}": itop, f"flip_rate_{net}": flip}
+        else:
+            self.nets[net].event(t, host)
+
+    def density(self, net: str) -> float:
+        """Overall density of `net`'s latest observed masks."""
+        return self.nets[net].density()
+
+    def active(self, net: str) -> int:
+        """Active entries of `net`'s latest observed masks."""
+        return sum(int(m.sum()) for m in self.nets[net].current.values())
+
+    def maskable(self, net: str) -> int:
+        return sum(self.nets[net].sizes.values())
+
+    def layer_densities(self, net: str) -> dict[str, float]:
+        """`{layer: density}` of `net`'s latest observed masks."""
+        return {k: float(m.mean()) for k, m in self.nets[net].current.items()}
 
     def scalars(self) -> dict[str, float]:
         """The latest ITOP and flip rate of every observed net, for periodic logging."""

@@ -32,14 +32,14 @@ def main(argv: list[str]) -> None:
         import jax
 
         jax.distributed.initialize()
-    from adapt_jax import train
+    from adapt_jax import training
     from adapt_jax.validation import ConfigError
 
     workdir = _WORKDIR.value or os.path.join(
         "runs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
     try:
-        summary = train.run(config, workdir)
-    except (ConfigError, train.NonFiniteError) as e:
+        summary = training.run(config, workdir)
+    except (ConfigError, training.NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     if summary is None:  # stopped by SIGTERM/SIGINT: the warning above says how to resume

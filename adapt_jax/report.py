@@ -37,8 +37,10 @@ def save_png(path: str, image: np.ndarray, scale: int = 1) -> None:
 
 
 def plot_balance(path: str, br: Sequence[tuple[int, float]], band: tuple[float, float],
-                 density: Sequence[tuple[int, float]], criterion: str = "BR") -> None:
-    """BR (time-averaged) with its [B-, B+] band, and D density, over iterations."""
+                 density: Sequence[tuple[int, float]], criterion: str = "BR",
+                 band_from: int = 0, band_label: str = "paper") -> None:
+    """BR (time-averaged) with the band the controller used (from iteration `band_from`, when
+    a calibrated band was set), and D density, over iterations."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,7 +50,11 @@ def plot_balance(path: str, br: Sequence[tuple[int, float]], band: tuple[float, 
     if br:
         t, v = zip(*br, strict=True)
         ax1.plot(t, v, lw=1, label=f"time-averaged {criterion}")
-    ax1.axhspan(band[0], band[1], color="tab:green", alpha=0.2, label="[B-, B+]")
+    if band_from:
+        ax1.axvline(band_from, color="tab:green", lw=0.8, ls="--")
+    right = max([t for t, _ in br] + [band_from + 1])
+    ax1.fill_between([band_from, right], band[0], band[1], color="tab:green", alpha=0.2,
+                     label=f"{band_label} band [{band[0]:.3g}, {band[1]:.3g}]")
     ax1.set_ylabel(criterion)
     ax1.legend(loc="best", fontsize=8)
     if density:

@@ -60,3 +60,42 @@ def init_net(key: jax.Array, variables: dict, density: float, distribution: str,
 def iteration_key(state: TrainState, sub: jax.Array | int) -> jax.Array:
     """The key of sub-step `sub` of the current iteration: a pure function of (seed, step, sub)."""
     return jax.random.fold_in(jax.random.fold_in(state.rng, state.step), jnp.asarray(sub))
+
+
+@dataclasses.dataclass(frozen=True)
+class SubKeys:
+    """Which `sub` of `iteration_key` each random consumer of one iteration uses.
+
+    All are distinct, so no two consumers share randomness: D step i uses i, the G step
+    n_critic, the D mask update n_critic + 1 (and + 2 inside), the post-hoc prune n_critic + 3.
+    """
+
+    n_critic: int
+
+    def d_step(self, i: int) -> int:
+        return i
+
+    @property
+    def g_step(self) -> int:
+        return self.n_critic
+
+    @property
+    def d_mask_update(self) -> int:
+        return self.n_critic + 1
+
+    @property
+    def g_prune(self) -> int:
+        return self.n_critic + 3
+
+
+# Host-side key streams (sampling outside the training steps), folded into PRNGKey(seed).
+SAMPLE_GRID_STREAM = 1
+EVAL_STREAM = 2
+
+
+def stream_key(seed: int, stream: int, *counters: int) -> jax.Array:
+    """A key for host-side sampling, independent of the training keys for any counters."""
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), stream)
+    for c in counters:
+        key = jax.random.fold_in(key, c)
+    return key

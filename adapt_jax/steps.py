@@ -188,9 +188,10 @@ class GanSteps:
                                          grow=self.cfg.d_growth)
         return state.replace(d=_replace_masks(d, params, masks, self.cfg.reset_moments_on_grow))
 
-    def g_prune(self, state: TrainState, key, target_count):
+    def g_prune(self, state: TrainState, sub, target_count):
         """Post-hoc: global magnitude prune of G (and its EMA) to `target_count`."""
         g = state.g
-        params, masks = sparse.resize(key, g.params, g.masks, None, target_count, grow="set")
+        params, masks = sparse.resize(iteration_key(state, sub), g.params, g.masks, None,
+                                      target_count, grow="set")
         g = _replace_masks(g, params, masks, False)
         return state.replace(g=g, ema_params=sparse.apply_masks(state.ema_params, masks))

@@ -260,7 +260,7 @@ def train_in_process(config: ml_collections.ConfigDict, workdir: str, log_file: 
     worker's whole output already goes there)."""
     from absl import logging as absl_logging
 
-    from adapt_jax import train
+    from adapt_jax import training
 
     absl_logging.set_verbosity(absl_logging.INFO)
     handler = logging.FileHandler(os.path.join(workdir, "log.txt")) if log_file \
@@ -268,7 +268,7 @@ def train_in_process(config: ml_collections.ConfigDict, workdir: str, log_file: 
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
-        summary = train.run(config, workdir)
+        summary = training.run(config, workdir)
     except Exception:  # one bad run must not end the sweep; its traceback stays with it
         with open(os.path.join(workdir, "error.txt"), "w") as f:
             f.write(traceback.format_exc())

@@ -25,6 +25,7 @@ CHOICES = {
     "sparse.d_growth": ("rigl", "set"),
     "balance.criterion": ("br", "ada_rt"),
     "balance.reduce": ("mean_of_ratios", "ratio_of_means"),
+    "balance.band": ("paper", "calibrated"),
     "data.source": ("digits", "tfds", "folder"),
     "eval.bn": ("batch", "running"),
     "eval.flops_mode": ("reference", "exact"),
@@ -86,6 +87,9 @@ def _check_balance(config: ml_collections.ConfigDict) -> None:
     if b.lower >= b.upper:
         raise ConfigError(f"config.balance.lower={b.lower} must be < config.balance.upper="
                           f"{b.upper} (the band [B-, B+]).")
+    if b.band == "calibrated" and not b.calibration_width > 0:
+        raise ConfigError(f"config.balance.calibration_width={b.calibration_width} must be > 0 "
+                          "(the band's half-width relative to its centre).")
     if s.delta_d <= 0 or s.delta_d > 1:
         raise ConfigError(f"config.sparse.delta_d={s.delta_d} must be in (0, 1].")
     if s.d_min > s.d_max:

@@ -48,7 +48,7 @@ def load_config(which: str, method: str):
 
 
 def make_trainer(which: str, method: str, **overrides):
-    from adapt_jax import train
+    from adapt_jax import training
 
     c = load_config(which, method)
     for key, value in overrides.items():
@@ -57,7 +57,7 @@ def make_trainer(which: str, method: str, **overrides):
         for p in parents:
             target = target[p]
         target[leaf] = value
-    return train.Trainer(c, tempfile.mkdtemp(prefix=f"bench_{which}_{method}_"))
+    return training.Trainer(c, tempfile.mkdtemp(prefix=f"bench_{which}_{method}_"))
 
 
 def block(tree: Any) -> Any:

@@ -74,7 +74,7 @@ class HostFetches:
 
 def sync_checks(tr) -> dict:
     """Fetches per iteration kind: plain, BR-measuring, G event, D event."""
-    sched = tr.schedule
+    sched = tr.components.schedule
     kinds = collections.defaultdict(lambda: {"iterations": 0, "fetches": 0, "where": set()})
     target = {"plain", "br", "g_event", "d_event"}
     while target - {k for k, v in kinds.items() if v["iterations"]} and tr.t < 2000:
@@ -96,9 +96,9 @@ def sync_checks(tr) -> dict:
 
 
 def donation_check(tr) -> dict:
-    reals, labels = tr._next_batch()
+    reals, labels = tr.next_batch()
     old = tr.state
-    tr.state, _ = tr.steps["d_step"](old, reals, labels, jnp.int32(0))
+    tr.state, _ = tr.components.steps.d_step(old, reals, labels, jnp.int32(0))
     _bench.block(tr.state)
     leaves = jax.tree.leaves(old)
     deleted = sum(1 for x in leaves if x.is_deleted())
@@ -123,33 +123,33 @@ def host_pieces(tr) -> dict:
     c = tr.config
     it = tr._batches(position=0)
     images, labels = it.next()
-    mesh = tr.mesh
-    reals, lab = tr._next_batch()
+    mesh = tr.components.mesh
+    reals, lab = tr.next_batch()
     n = c.train.n_critic
-    steps = tr.steps
+    steps = tr.components.steps
     scal = {"int": jnp.int32(0)}
 
     def scalars():
         return ([jnp.int32(i) for i in range(n)] + [jnp.int32(n), jnp.bool_(False),
                                                     jnp.bool_(False), jnp.float32(0.1)])
 
-    cached = [jax.device_put(np.int32(i), tr.replicated) for i in range(n + 1)]
+    cached = [jax.device_put(np.int32(i), tr.components.replicated) for i in range(n + 1)]
 
     def dispatch_only():
         # one D step call on cached inputs; the result is awaited outside the timing
-        tr.state, _ = steps["d_step"](tr.state, reals, lab, scal["int"])
+        tr.state, _ = steps.d_step(tr.state, reals, lab, scal["int"])
 
     pieces = {
         "batch_iterator_next": _median_us(it.next),
         "to_global(images)": _median_us(lambda: data.to_global(mesh, images)),
         "to_global(labels)": _median_us(lambda: data.to_global(mesh, labels))
-        if tr.gan.num_classes else 0.0,
+        if tr.components.gan.num_classes else 0.0,
         f"schedule_scalars_x{n + 4}": _median_us(scalars),
         f"cached_scalars_lookup_x{n + 4}": _median_us(lambda: cached[0] and cached[-1]),
         "drop_fraction_schedule": _median_us(lambda: sparse.drop_fraction_schedule(
-            c.sparse.g_drop_schedule, c.sparse.g_drop_fraction, tr.schedule.total)(7)),
-        "flops_iteration_bookkeeping": _median_us(lambda: tr.flops.iteration(
-            tr.flops.t + 1, None, None, br_measured=False, g_event=False, d_event=False)),
+            c.sparse.g_drop_schedule, c.sparse.g_drop_fraction, tr.components.schedule.total)(7)),
+        "flops_iteration_bookkeeping": _median_us(lambda: tr.host.flops.iteration(
+            tr.host.flops.t + 1, None, None, br_measured=False, g_event=False, d_event=False)),
     }
     _bench.block(tr.state)
     ts = []

@@ -60,11 +60,11 @@ def child(config: str, iters: int, timed_iters: int, rounds: int, out: str) -> N
             tr.iteration()
         _bench.block(tr.state)
         samples.append((time.perf_counter() - start) / timed_iters)
-    shardings = {str(tr._next_batch()[0].sharding.spec)}
+    shardings = {str(tr.next_batch()[0].sharding.spec)}
     print("JSON:" + json.dumps({
         "devices": jax.device_count(), "first_iteration_s": first,
         "s_per_iter": _bench.median(samples), "samples": samples,
-        "d_density": float(sparse.count_active(tr.state.d.masks)) / tr.d_maskable,
+        "d_density": float(sparse.count_active(tr.state.d.masks)) / tr.maskable("d"),
         "batch_sharding": sorted(shardings)}))
 
 

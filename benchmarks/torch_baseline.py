@@ -327,7 +327,7 @@ class JaxVariant:
         from adapt_jax.models import layers
 
         self.trainer, self.impl = trainer, impl
-        s = trainer.gan_steps
+        s = trainer.components.gan_steps
         self.d = jax.jit(lambda *a: s.d_step(*a), donate_argnums=0)
         self.g = jax.jit(lambda *a: s.g_step(*a), donate_argnums=0)
         self.state = jax.tree.map(jnp.copy, trainer.state)
@@ -344,12 +344,12 @@ class JaxVariant:
             layers.set_conv_impl(None)
 
     def d_step(self):
-        x, y = self.trainer._next_batch()
+        x, y = self.trainer.next_batch()
         self.state, m = self.d(self.state, x, y, jnp.int32(0))
         return self.state
 
     def g_step(self):
-        x, y = self.trainer._next_batch()
+        x, y = self.trainer.next_batch()
         self.state, m = self.g(self.state, x, y, jnp.int32(self.n_critic), jnp.bool_(False),
                                jnp.bool_(False), jnp.float32(0.0))
         return self.state

@@ -91,42 +91,43 @@ def iteration_rates(which: str, rounds: int, iters: int, trainers: dict) -> list
 # -- 2. components and the amortised ADAPT overhead ------------------------------------------
 def components(tr, rounds: int) -> dict[str, float]:
     """Median seconds of each jitted step on tr.state (which they advance), interleaved."""
-    steps, c = tr.steps, tr.config
+    steps, c = tr.components.steps, tr.config
     n = c.train.n_critic
-    reals, labels = tr._next_batch()
+    reals, labels = tr.next_batch()
     count = int(sparse.count_active(tr.state.d.masks))
-    delta = max(1, round(c.sparse.delta_d * tr.d_maskable))
+    delta = max(1, round(c.sparse.delta_d * tr.maskable("d")))
     drop = jnp.float32(0.3)
 
     def g(measure: bool, update: bool):
         def call():
-            tr.state, m = steps["g_step"](tr.state, reals, labels, jnp.int32(n),
+            tr.state, m = steps.g_step(tr.state, reals, labels, jnp.int32(n),
                                           jnp.bool_(measure), jnp.bool_(update), drop)
             return tr.state
         return call
 
     def d():
-        tr.state, _ = steps["d_step"](tr.state, reals, labels, jnp.int32(0))
+        tr.state, _ = steps.d_step(tr.state, reals, labels, jnp.int32(0))
         return tr.state
 
     flip = [1]
 
     def d_resize():
         flip[0] = -flip[0]  # up and down: the density stays where it is
-        tr.state = steps["d_mask_update"](tr.state, reals, labels, jnp.int32(n + 1),
+        tr.state = steps.d_mask_update(tr.state, reals, labels, jnp.int32(n + 1),
                                           jnp.int32(count + flip[0] * delta), jnp.float32(0.0))
         return tr.state
 
     def d_event_host():
         # what Trainer._d_event does on the host besides the device resize
-        int(sparse.count_active(tr.state.d.masks))
+        tr.host.diagnostics.active("d")
         tr.flush_br()
-        if tr.controller is not None:
-            tr.controller.decide(tr.t)
+        if tr.host.controller is not None:
+            tr.host.controller.decide(tr.t)
         return None
 
     def g_event_host():
-        tr._layer_densities("g")  # what a G event adds on the host (FLOPs bookkeeping)
+        # what a G event adds on the host: one read of the masks, then the FLOPs bookkeeping
+        tr.host.diagnostics.observe(tr.t, "g", tr.state.g.masks, event=True)
         return None
 
     ops = {"d_step": d, "g_step": g(False, False), "g_step_br": g(True, False),
@@ -172,8 +173,8 @@ def amortised(comp: dict, static_comp: dict, sched: dict) -> dict[str, float]:
 # -- 3. compile times ------------------------------------------------------------------------
 def compile_times(tr) -> list[dict]:
     """AOT trace+lower and compile of fresh jit wrappers of each step (no cache hits)."""
-    s, c = tr.gan_steps, tr.config
-    reals, labels = tr._next_batch()
+    s, c = tr.components.gan_steps, tr.config
+    reals, labels = tr.next_batch()
     n = c.train.n_critic
     cases = {
         "d_step": (s.d_step, (tr.state, reals, labels, jnp.int32(0))),
@@ -181,7 +182,7 @@ def compile_times(tr) -> list[dict]:
                               jnp.bool_(False), jnp.float32(0.0))),
         "d_mask_update": (s.d_mask_update, (tr.state, reals, labels, jnp.int32(n + 1),
                                             jnp.int32(1000), jnp.float32(0.0))),
-        "g_prune": (s.g_prune, (tr.state, jax.random.PRNGKey(0), jnp.int32(1000))),
+        "g_prune": (s.g_prune, (tr.state, jnp.int32(4), jnp.int32(1000))),
     }
     rows = []
     for name, (fn, args) in cases.items():
@@ -209,7 +210,7 @@ def compile_count_run(changes: int = 12) -> dict:
         "balance.upper": -1e8, "train.num_iters": 1000})
 
     def density():
-        return float(sparse.count_active(tr.state.d.masks)) / tr.d_maskable
+        return float(sparse.count_active(tr.state.d.masks)) / tr.maskable("d")
 
     # warm-up: until one D density change and one G update have happened
     densities = [density()]
@@ -218,7 +219,7 @@ def compile_count_run(changes: int = 12) -> dict:
         densities.append(density())
     _bench.block(tr.state)
     mark = len(COMPILES.records)
-    sizes_before = {k: f._cache_size() for k, f in tr.steps.items()}
+    sizes_before = {k: f._cache_size() for k, f in tr.components.steps.items()}
     d0 = densities[-1]
     start_t, n_changes, seen = tr.t, 0, [d0]
     while n_changes < changes and tr.t < 400:
@@ -235,11 +236,11 @@ def compile_count_run(changes: int = 12) -> dict:
         "density_changes": n_changes,
         "densities": [round(x, 4) for x in sorted(set(seen))],
         "g_mask_updates": sum(1 for t in range(start_t + 1, tr.t + 1)
-                              if tr.schedule.g_event(t)),
+                              if tr.components.schedule.g_event(t)),
         "new_compilations": len(new),
         "new_compilation_functions": sorted({f for f, _ in new}),
         "cache_size_before": sizes_before,
-        "cache_size_after": {k: f._cache_size() for k, f in tr.steps.items()},
+        "cache_size_after": {k: f._cache_size() for k, f in tr.components.steps.items()},
         "warmup_compilations": [(f, round(s, 3)) for f, s in COMPILES.records[:mark]],
     }
 
@@ -259,7 +260,7 @@ def state_bytes(tr) -> dict:
     dense = total - out["g.masks"] - out["d.masks"]
     return {"bytes": out, "total_bytes": total, "dense_equivalent_bytes": dense,
             "ratio_to_dense": total / dense, "mask_dtypes": sorted(mask_dtypes),
-            "g_maskable": tr.g_maskable, "d_maskable": tr.d_maskable}
+            "g_maskable": tr.maskable("g"), "d_maskable": tr.maskable("d")}
 
 
 # -- driver ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Controller and window semantics driven by scripted measurement sequences (SPEC §3-4)."""
+"""Controller and window semantics on scripted measurements (docs/design.md §4-5)."""
 
 import json
 import math
@@ -120,6 +120,8 @@ def test_state_round_trips_through_json():
     blob = json.loads(json.dumps(c.to_dict()))
     c2 = controller()
     c2.load_dict(blob)
+    c2.window.load_dict(json.loads(json.dumps(c.window.to_dict())))  # saved by its owner
+    assert "window" not in blob  # the host state saves the window once
     assert c2.count == c.count and c2.decisions == c.decisions
     assert list(c2.window.items) == list(c.window.items)
     fill(c, 200, 0.2)
@@ -130,3 +132,38 @@ def test_state_round_trips_through_json():
 def test_bad_criterion_named():
     with pytest.raises(ValueError, match="balance.criterion"):
         BalanceWindow(100, 10, criterion="fid")
+
+
+def test_calibrated_band_is_centred_on_the_warmup_later_half():
+    """The first decision of a calibrating controller sets the band from the measurements of
+    the warm-up's later half (the early transient does not count), empties the window and
+    moves D from d_max to its initial count; the band survives a JSON round trip."""
+    w = BalanceWindow(100, 10)
+    c = DensityController(mode="relax", maskable=1000, initial_count=200, d_min=0.05,
+                          d_max=1.0, delta_d=0.05, lower=0.45, upper=0.55, window=w,
+                          calibration_width=0.25)
+    assert c.calibrating
+    for t in range(10, 101, 10):
+        c.window.add(m(t, 5.0 if t <= 50 else 0.2))  # transient, then BR 0.2
+    d = c.decide(100)
+    assert (d.action, d.old_count, d.new_count) == ("calibrate", 1000, 200)
+    assert d.value == pytest.approx(0.2)
+    assert (c.lower, c.upper) == (pytest.approx(0.15), pytest.approx(0.25))
+    assert c.calibration.measurements == 5 and c.calibration.from_t == 51
+    assert not c.window.items and not c.calibrating
+    fill(c, 200, 0.1)
+    assert c.decide(200).action == "decrease"  # below the calibrated band: D too strong
+    resumed = DensityController(mode="relax", maskable=1000, initial_count=200, d_min=0.05,
+                                d_max=1.0, delta_d=0.05, lower=0.45, upper=0.55,
+                                window=BalanceWindow(100, 10), calibration_width=0.25)
+    resumed.load_dict(json.loads(json.dumps(c.to_dict())))
+    assert resumed.band() == c.band() and resumed.count == c.count
+    assert resumed.band()["mode"] == "calibrated" and not resumed.calibrating
+
+
+def test_calibration_without_measurements_names_the_fix():
+    c = DensityController(mode="relax", maskable=1000, initial_count=200, d_min=0.05,
+                          d_max=1.0, delta_d=0.05, lower=0.45, upper=0.55,
+                          window=BalanceWindow(100, 10), calibration_width=0.25)
+    with pytest.raises(ValueError, match="d_adjust_every"):
+        c.decide(100)

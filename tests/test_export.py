@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from adapt_jax import export, models, sampling, sparse, train
+from adapt_jax import export, models, sampling, sparse, training
 from adapt_jax.run_loading import load_generator
 from adapt_jax.state import split_variables
 
@@ -30,7 +30,7 @@ def run_dir(tmp_path_factory) -> str:
     workdir = str(tmp_path_factory.mktemp("run"))
     c = tiny_config("adapt_relax", **{"model.name": "sngan", "model.g_ch": 24,
                                       "sparse.density_g": 0.1, "train.num_iters": 20})
-    train.run(c, workdir)
+    training.run(c, workdir)
     return workdir
 
 

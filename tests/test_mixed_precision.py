@@ -14,7 +14,7 @@ import pytest
 from conftest import tiny_config
 from test_train import _zero_where_off
 
-from adapt_jax import models, sparse, train
+from adapt_jax import models, sparse, training
 
 
 def _pair():
@@ -56,7 +56,7 @@ def test_bf16_outputs_match_float32_within_rounding_and_state_stays_float32():
 
 def test_bf16_training_keeps_masks_exact_and_losses_finite(tmp_path):
     c = tiny_config("adapt_relax", **{"model.dtype": "bfloat16", "train.num_iters": 12})
-    tr = train.Trainer(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
     g_count = int(sparse.count_active(tr.state.g.masks))
     while tr.t < 12:
         tr.iteration()

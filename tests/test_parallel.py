@@ -11,16 +11,16 @@ SCRIPT = """
 import sys, jax, numpy as np
 sys.path.insert(0, 'tests')
 from conftest import tiny_config
-from adapt_jax import train
+from adapt_jax import training
 assert jax.device_count() == {n}, jax.devices()
-tr = train.Trainer(tiny_config('adapt_relax', **{{'train.num_iters': 12}}), sys.argv[1])
+tr = training.Trainer(tiny_config('adapt_relax', **{{'train.num_iters': 12}}), sys.argv[1])
 losses = []
 while tr.t < 12:
     m = tr.iteration()
     losses.append([float(m["d_loss"]), float(m["g_loss"])])
 tree = (tr.state.g.params, tr.state.d.params, tr.state.g.masks, tr.state.d.masks, losses)
 leaves = jax.tree.leaves(jax.device_get(tree))
-x = tr._next_batch()[0]
+x = tr.next_batch()[0]
 assert len(x.sharding.device_set) == {n}
 np.savez(sys.argv[2], *leaves)
 """

@@ -14,7 +14,7 @@ import orbax.checkpoint as ocp
 import pytest
 from conftest import EVAL_CACHE, tiny_config
 
-from adapt_jax import train
+from adapt_jax import training
 from adapt_jax.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -126,7 +126,7 @@ def test_sigterm_checkpoints_exits_zero_and_resumes_exactly(tmp_path, reference_
 
 def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     c = tiny_config("static", **{"train.num_iters": 30, "train.ckpt_every": 10})
-    train.run(c, str(tmp_path))
+    training.run(c, str(tmp_path))
     ck_dir = tmp_path / "checkpoints"
     ckpt = Checkpointer(str(ck_dir))
     assert ckpt.steps() == [10, 20, 30]
@@ -135,7 +135,7 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     biggest = max(newest, key=lambda p: p.stat().st_size)
     with open(biggest, "r+b") as f:
         f.truncate(biggest.stat().st_size // 2)
-    tr = train.Trainer(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
     step, _, host = Checkpointer(str(ck_dir)).restore_latest(tr.state)
     assert step == 20 and host["t"] == 20
     assert any("30" in r.getMessage() and "damaged" in r.getMessage() for r in caplog.records)
@@ -143,7 +143,7 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     # (orbax refuses to save over an existing step).
     assert (tmp_path / "checkpoints_damaged" / "30").is_dir()
     assert Checkpointer(str(ck_dir)).steps() == [10, 20]
-    summary = train.run(c, str(tmp_path))
+    summary = training.run(c, str(tmp_path))
     assert summary["iterations"] == 30
     assert Checkpointer(str(ck_dir)).steps() == [10, 20, 30]
 
@@ -151,10 +151,10 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
 def test_checkpoint_missing_item_falls_back_to_previous(tmp_path, caplog):
     """A step whose host item never got written (a kill mid-save) is skipped like a damaged one."""
     c = tiny_config("static", **{"train.num_iters": 20, "train.ckpt_every": 10})
-    train.run(c, str(tmp_path))
+    training.run(c, str(tmp_path))
     ck_dir = tmp_path / "checkpoints"
     shutil.rmtree(ck_dir / "20" / "host")
-    tr = train.Trainer(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
     step, _, host = Checkpointer(str(ck_dir)).restore_latest(tr.state)
     assert step == 10 and host["t"] == 10
     assert (tmp_path / "checkpoints_damaged" / "20").is_dir()
@@ -163,9 +163,9 @@ def test_checkpoint_missing_item_falls_back_to_previous(tmp_path, caplog):
 def test_nan_loss_stops_naming_iteration_and_keeps_last_good_checkpoint(tmp_path):
     c = tiny_config("static", **{"train.num_iters": 30, "train.ckpt_every": 10,
                                  "train.log_every": 5, "train.inject_nan_at": 15})
-    with pytest.raises(train.NonFiniteError, match="iteration 15"):
-        train.run(c, str(tmp_path))
-    tr = train.Trainer(c, str(tmp_path))
+    with pytest.raises(training.NonFiniteError, match="iteration 15"):
+        training.run(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
     step, state, _ = Checkpointer(str(tmp_path / "checkpoints")).restore_latest(tr.state)
     assert step == 10
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.g.params))
@@ -174,8 +174,8 @@ def test_nan_loss_stops_naming_iteration_and_keeps_last_good_checkpoint(tmp_path
 def test_nan_policy_skip_keeps_training(tmp_path):
     c = tiny_config("static", **{"train.num_iters": 20, "train.inject_nan_at": 7,
                                  "train.nan_policy": "skip"})
-    summary = train.run(c, str(tmp_path))
+    summary = training.run(c, str(tmp_path))
     assert summary["iterations"] == 20
-    tr = train.Trainer(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
     _, state, _ = Checkpointer(str(tmp_path / "checkpoints")).restore_latest(tr.state)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.d.params))

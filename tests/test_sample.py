@@ -9,7 +9,7 @@ import pytest
 from conftest import tiny_config
 from PIL import Image
 
-from adapt_jax import sample, sampling, train
+from adapt_jax import sample, sampling, training
 
 SHAPE = (16, 16, 3)
 
@@ -17,7 +17,7 @@ SHAPE = (16, 16, 3)
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> str:
     workdir = str(tmp_path_factory.mktemp("run"))
-    train.run(tiny_config("adapt_relax"), workdir)
+    training.run(tiny_config("adapt_relax"), workdir)
     return workdir
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from adapt_jax import methods, sparse, train
+from adapt_jax import methods, sparse, training
+from adapt_jax.training import outputs
 
 
 def _zero_where_off(params, masks) -> bool:
@@ -36,12 +37,12 @@ def test_invariants_every_iteration(method, tmp_path):
     """Masks respected after every step, exact G counts, D changes only at events, exact EMA
     sparsity, and no compilation after the first use of each step."""
     c = tiny_config(method)
-    tr = train.Trainer(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
     spec = methods.get_method(method)
-    sched = tr.schedule
+    sched = tr.components.schedule
     g0, d_prev = _count(tr.state.g.masks), _count(tr.state.d.masks)
-    d_lo = round(c.sparse.d_min * tr.d_maskable)
-    d_hi = round(c.sparse.d_max * tr.d_maskable)
+    d_lo = round(c.sparse.d_min * tr.maskable("d"))
+    d_hi = round(c.sparse.d_max * tr.maskable("d"))
     while tr.t < sched.total:
         tr.iteration()
         t, s = tr.t, tr.state
@@ -57,20 +58,20 @@ def test_invariants_every_iteration(method, tmp_path):
             assert d_lo <= d_now <= d_hi
         d_prev = d_now
     if spec.posthoc:
-        assert _count(tr.state.g.masks) == round(c.sparse.density_g * tr.g_maskable)
-    for name, fn in tr.steps.items():
+        assert _count(tr.state.g.masks) == round(c.sparse.density_g * tr.maskable("g"))
+    for name, fn in tr.components.steps._asdict().items():
         assert fn._cache_size() <= 1, f"{name} compiled {fn._cache_size()} times"
 
 
 def test_adapt_changes_d_density_and_g_masks(tmp_path):
     """With a band no BR can satisfy, the controller must act at every adjust iteration."""
     c = tiny_config("adapt_relax", **{"balance.lower": 50.0, "balance.upper": 60.0})
-    tr = train.Trainer(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
     d0 = _count(tr.state.d.masks)
     g_masks0 = jax.device_get(tr.state.g.masks)
-    while tr.t < tr.schedule.total:
+    while tr.t < tr.components.schedule.total:
         tr.iteration()
-    actions = [d.action for d in tr.controller.decisions]
+    actions = [d.action for d in tr.host.controller.decisions]
     assert actions and all(a == "decrease" for a in actions if a != "wait")
     assert "decrease" in actions
     assert _count(tr.state.d.masks) < d0
@@ -84,14 +85,14 @@ def test_strict_grows_d_to_d_max_then_runs_dst_there(tmp_path):
     further check is one DST step at exactly d_max (masks move, the count does not)."""
     c = tiny_config("adapt_strict", **{"balance.lower": -60.0, "balance.upper": -50.0,
                                        "sparse.density_d": 0.45})
-    tr = train.Trainer(c, str(tmp_path))
-    at_max = round(c.sparse.d_max * tr.d_maskable)
+    tr = training.Trainer(c, str(tmp_path))
+    at_max = round(c.sparse.d_max * tr.maskable("d"))
     masks_at = {}
-    while tr.t < tr.schedule.total:
+    while tr.t < tr.components.schedule.total:
         tr.iteration()
-        if tr.schedule.d_event(tr.t):
+        if tr.components.schedule.d_event(tr.t):
             masks_at[tr.t] = jax.device_get(tr.state.d.masks)
-    actions = [(d.t, d.action, d.new_count) for d in tr.controller.decisions]
+    actions = [(d.t, d.action, d.new_count) for d in tr.host.controller.decisions]
     assert actions == [(10, "increase", at_max), (20, "dst", at_max), (30, "dst", at_max)]
     assert _count(tr.state.d.masks) == at_max
     changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), masks_at[20], masks_at[30],
@@ -103,8 +104,8 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
     """run() leaves checkpoints, events, samples, balance plot and summary; 2N iterations in one
     run equal N + resume + N, parameter for parameter."""
     full = tmp_path / "full"
-    c = tiny_config("adapt_relax")
-    summary = train.run(c, str(full))
+    c = tiny_config("adapt_relax", **{"balance.band": "calibrated"})
+    summary = training.run(c, str(full))
     for name in ("samples.png", "balance.png", "summary.json", "config.json",
                  "layer_density.md"):
         assert (full / name).exists(), name
@@ -118,7 +119,7 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
                 "eval/best_cfd", "eval/best_iteration", "controller/action",
                 "controller/d_density", "mask_events/flip_rate_g", "mask_events/itop_d"):
         assert tag in tags, tag
-    fresh = train.Trainer(c, str(tmp_path / "fresh"))
+    fresh = training.Trainer(c, str(tmp_path / "fresh"))
     n_layers = sum(len(sparse.density_stats(m)["layers"])
                    for m in (fresh.state.g.masks, fresh.state.d.masks))
     assert len([t for t in tags if t.startswith("layer_density/")]) == n_layers
@@ -127,16 +128,21 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
     assert tags["mask_events/flip_rate_g"] == [t for t, _ in g["flip_history"]]
     assert len(g["flip_history"]) == g["events"]
     assert json.loads((full / "summary.json").read_text())["iterations"] == 40
+    band, first = summary["band"], summary["d_decisions"][0]
+    assert band["mode"] == "calibrated" and band["t"] == first["t"] == c.sparse.d_adjust_every
+    assert first["action"] == "calibrate" and first["value"] == band["centre"]
+    assert band["lower"] < band["centre"] < band["upper"]
+    assert tags["controller/band_lower"] == [d["t"] for d in summary["d_decisions"]]
     assert summary["flops_normalized"]["total"] < 1.0
 
     split = tmp_path / "split"
-    assert train.run(c, str(split), stop_after=20) is None
-    train.run(c, str(split))
+    assert training.run(c, str(split), stop_after=20) is None
+    training.run(c, str(split))
     split_tags = _tensorboard_tags(split)  # the resumed run logs each event once
     for tag in ("controller/action", "mask_events/flip_rate_g", "mask_events/flip_rate_d"):
         assert split_tags[tag] == tags[tag], tag
-    a = train.Trainer(c, str(full))
-    b = train.Trainer(c, str(split))
+    a = training.Trainer(c, str(full))
+    b = training.Trainer(c, str(split))
     from adapt_jax.checkpoint import Checkpointer
 
     sa = Checkpointer(str(full / "checkpoints")).restore_latest(a.state)
@@ -149,11 +155,32 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
     assert sa[2]["diagnostics"] == sb[2]["diagnostics"]
 
 
+def test_calibrated_band_warms_up_at_d_max_then_starts_d_at_its_density(tmp_path):
+    """band='calibrated': D runs at d_max until the first D check, which sets the band from the
+    warm-up's BR and moves D to its initial density; later checks use that band."""
+    c = tiny_config("adapt_relax", **{"balance.band": "calibrated", "sparse.d_max": 0.8})
+    tr = training.Trainer(c, str(tmp_path))
+    n, every = tr.maskable("d"), c.sparse.d_adjust_every
+    assert _count(tr.state.d.masks) == round(0.8 * n)
+    while tr.t < every - 1:
+        tr.iteration()
+    assert _count(tr.state.d.masks) == round(0.8 * n)
+    tr.iteration()
+    assert _count(tr.state.d.masks) == round(c.sparse.density_d * n)
+    ctrl = tr.host.controller
+    cal = ctrl.calibration
+    assert cal is not None and cal.t == every and (ctrl.lower, ctrl.upper) == (cal.lower,
+                                                                              cal.upper)
+    assert not ctrl.window.items  # the next decision reads only sparse-D measurements
+    assert [d.action for d in ctrl.decisions] == ["calibrate"]
+    assert tr.host.diagnostics.density("d") == pytest.approx(c.sparse.density_d, abs=1e-3)
+
+
 def test_evaluation_scores_fresh_samples_in_every_batch(tmp_path):
     """The evaluator asks for its samples batch by batch: each batch must be new images, or a
     score over N samples silently measures only the first batch (repeated)."""
     c = tiny_config("static")
-    tr = train.Trainer(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
 
     class Recorder:
         name = "cfd"
@@ -165,13 +192,13 @@ def test_evaluation_scores_fresh_samples_in_every_batch(tmp_path):
             return {"cfd": 1.0}
 
     rec = Recorder()
-    scores, improved = train._evaluate(tr, rec, t=0)
+    scores, improved = outputs.evaluate(tr, rec, t=0)
     assert scores == {"cfd": 1.0} and improved
     first, *rest = rec.batches
     for other in rest:
         assert not np.array_equal(first, other)
     again = Recorder()
-    train._evaluate(tr, again, t=0)
+    outputs.evaluate(tr, again, t=0)
     for a, b in zip(rec.batches, again.batches, strict=True):  # still deterministic per t
         np.testing.assert_array_equal(a, b)
 
@@ -180,15 +207,15 @@ def test_spectral_norm_state_of_d_moves_only_in_d_steps(tmp_path):
     """SPEC §3/§8: D's power-iteration vectors advance in D steps, never in the G step or the
     BR forwards (measuring must not change training); G's own SN/BN state does move there."""
     c = tiny_config("adapt_relax")
-    tr = train.Trainer(c, str(tmp_path))
+    tr = training.Trainer(c, str(tmp_path))
     assert "spectral_stats" in tr.state.d.stats
-    reals, labels = tr._next_batch()
+    reals, labels = tr.next_batch()
 
     def host(tree):
         return jax.tree.map(np.asarray, jax.device_get(tree))
 
     d_before, g_before = host(tr.state.d.stats), host(tr.state.g.stats)
-    tr.state, _ = tr.steps["g_step"](tr.state, reals, labels, jax.numpy.int32(1),
+    tr.state, _ = tr.components.steps.g_step(tr.state, reals, labels, jax.numpy.int32(1),
                                      jax.numpy.bool_(True), jax.numpy.bool_(False),
                                      jax.numpy.float32(0.0))
     d_after_g, g_after_g = host(tr.state.d.stats), host(tr.state.g.stats)
@@ -196,7 +223,7 @@ def test_spectral_norm_state_of_d_moves_only_in_d_steps(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in
                zip(jax.tree.leaves(g_before), jax.tree.leaves(g_after_g), strict=True))
-    tr.state, _ = tr.steps["d_step"](tr.state, reals, labels, jax.numpy.int32(0))
+    tr.state, _ = tr.components.steps.d_step(tr.state, reals, labels, jax.numpy.int32(0))
     d_after_d = host(tr.state.d.stats["spectral_stats"])
     assert any(not np.array_equal(a, b) for a, b in
                zip(jax.tree.leaves(d_before["spectral_stats"]), jax.tree.leaves(d_after_d),

@@ -1,0 +1,119 @@
+"""The training loop: resume, iterate, log, sample, evaluate and checkpoint on schedule, stop
+cleanly on SIGTERM/SIGINT, and finish the run."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any
+
+import jax
+import ml_collections
+from absl import logging
+
+from adapt_jax import eval as evaluation
+from adapt_jax.checkpoint import Checkpointer
+from adapt_jax.rundir import RunDir
+from adapt_jax.training import events, outputs
+from adapt_jax.training.trainer import Trainer
+from adapt_jax.validation import check_workdir, validate_config
+
+
+class StopRequest:
+    """SIGTERM/SIGINT (preemption, Ctrl-C) → finish the current iteration, checkpoint, exit."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str,
+        stop_after: int | None = None) -> dict[str, Any] | None:
+    """Train (or resume) the run in `workdir`; returns the summary written to summary.json.
+
+    `stop_after=N` (or SIGTERM/SIGINT) ends this process after iteration N with a checkpoint,
+    to be resumed by the same call; then None is returned.
+    """
+    from clu import metric_writers, periodic_actions
+
+    validate_config(config)
+    check_workdir(config, workdir)
+    rundir = RunDir(workdir)
+    trainer = Trainer(config, workdir)
+    tc, sched = config.train, trainer.components.schedule
+    ckpt = Checkpointer(rundir.checkpoints, keep=tc.keep_checkpoints)
+    restored = ckpt.restore_latest(trainer.state)
+    if restored is not None:
+        step, state, host = restored
+        trainer.restore(state, host)
+        logging.info("Resumed %s from iteration %d.", workdir, step)
+    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+    progress = periodic_actions.ReportProgress(num_train_steps=sched.total, writer=writer,
+                                               every_secs=30.0)
+    evaluator = evaluation.create_evaluator(config.eval, trainer.components.source,
+                                            config.eval.cache_dir or rundir.eval_cache)
+    best_ckpt = Checkpointer(rundir.best_checkpoints, keep=1)
+    grid = outputs.SampleGrid.for_run(config.seed, trainer.components.gan.num_classes)
+    detail = events.DetailWriter(trainer, workdir)
+    stop = StopRequest()
+
+    def save_checkpoint(metrics: dict[str, jax.Array]) -> None:
+        trainer.check_finite(metrics)  # never overwrite a good checkpoint with NaNs
+        trainer.flush_br()
+        detail.events()  # everything the checkpoint holds is logged: a resume logs what follows
+        ckpt.save(trainer.t, trainer.state, trainer.host_state_dict())
+
+    def close() -> None:
+        ckpt.close()
+        best_ckpt.close()
+        stop.restore()
+
+    t0, t_start, started = time.time(), trainer.t, time.time()
+    while trainer.t < sched.total:
+        metrics = trainer.iteration()
+        t = trainer.t
+        if stop.requested or t == stop_after:
+            save_checkpoint(metrics)
+            writer.flush()
+            close()
+            logging.warning("Stopped after iteration %d with a checkpoint; run the same "
+                            "command again to resume.", t)
+            return None
+        progress(t)
+        last = t == sched.total
+        if t % tc.log_every == 0 or last:
+            its = (t - t_start) / max(time.time() - t0, 1e-9)
+            t0, t_start = time.time(), t
+            writer.write_scalars(t, events.periodic_scalars(trainer, metrics, its))
+            detail.layer_densities(t)
+            detail.events()
+        if t % tc.sample_every == 0 or last:
+            writer.write_images(t, {"samples": grid.image(trainer)[None]})
+        if t % config.eval.every == 0 or last:
+            trainer.check_finite(metrics)
+            scores, improved = outputs.evaluate(trainer, evaluator, t)
+            writer.write_scalars(t, {f"eval/{k}": v for k, v in scores.items()})
+            if improved:
+                best_ckpt.save(t, trainer.state, trainer.host_state_dict())
+            log = trainer.host.eval_log
+            writer.write_scalars(t, {f"eval/best_{log.name}": log.best,
+                                     "eval/best_iteration": log.best_iteration})
+        if t % tc.ckpt_every == 0 or last:
+            save_checkpoint(metrics)
+    close()
+    trainer.flush_br()
+    detail.events()
+    summary = outputs.finish(trainer, grid, time.time() - started)
+    writer.flush()
+    return summary
