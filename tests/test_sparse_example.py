@@ -8,7 +8,7 @@ import re
 import pytest
 
 pytest.importorskip("sklearn")
-from adapt_jax.sparse.examples import digits_classifier  # noqa: E402
+from examples import digits_classifier  # noqa: E402
 
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "sparse.md"
 

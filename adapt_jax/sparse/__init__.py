@@ -12,30 +12,36 @@ Depends on jax, numpy and optax only. Typical loop::
 See docs/sparse.md.
 """
 
-from adapt_jax.sparse.diagnostics import flip_rate, itop_rate, update_ever_active
-from adapt_jax.sparse.distributions import (
+from adapt_jax.sparse._diagnostics import (
+    DensityStats,
+    density_stats,
+    flip_rate,
+    itop_rate,
+    update_ever_active,
+)
+from adapt_jax.sparse._distributions import (
     er_densities,
     erk_densities,
     layer_counts,
     layer_densities,
     uniform_densities,
 )
-from adapt_jax.sparse.drop_grow import drop_grow, resize
-from adapt_jax.sparse.masks import (
+from adapt_jax.sparse._drop_grow import drop_grow, num_to_drop, resize
+from adapt_jax.sparse._masks import (
     apply_masks,
     count_active,
     count_maskable,
     default_is_maskable,
-    density_stats,
     grown_entries,
     init_masks,
     maskable_shapes,
-    path_str,
 )
-from adapt_jax.sparse.schedules import drop_fraction_schedule
-from adapt_jax.sparse.transform import keep_sparse, reset_moments
+from adapt_jax.sparse._schedules import drop_fraction_schedule
+from adapt_jax.sparse._transform import keep_sparse, reset_moments
+from adapt_jax.sparse._tree import is_leaf, named_masks, path_str, tree_map
 
 __all__ = [
+    "DensityStats",
     "apply_masks",
     "count_active",
     "count_maskable",
@@ -48,14 +54,18 @@ __all__ = [
     "flip_rate",
     "grown_entries",
     "init_masks",
+    "is_leaf",
     "itop_rate",
     "keep_sparse",
     "layer_counts",
     "layer_densities",
     "maskable_shapes",
+    "named_masks",
+    "num_to_drop",
     "path_str",
     "reset_moments",
     "resize",
+    "tree_map",
     "uniform_densities",
     "update_ever_active",
 ]

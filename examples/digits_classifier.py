@@ -1,7 +1,7 @@
 """RigL at 10% density on a plain-JAX MLP over scikit-learn's digits (offline, seconds on CPU).
 
 The code of :func:`train` is shown verbatim in docs/sparse.md; a test keeps the two in sync.
-Run: ``python -m adapt_jax.sparse.examples.digits_classifier``.
+Run from the repository root: ``python -m examples.digits_classifier``.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def train(density: float = 0.1, steps: int = 800, batch: int = 128, seed: int = 
             key, sub = jax.random.split(key)
             params, masks = update_masks(sub, params, masks, grads, drop_fraction(t))
     accuracy = float(jnp.mean(jnp.argmax(jax.jit(mlp)(params, x_test), -1) == y_test))
-    return {"accuracy": accuracy, **sparse.density_stats(masks)}
+    return {"accuracy": accuracy, **sparse.density_stats(masks)._asdict()}
 
 
 if __name__ == "__main__":

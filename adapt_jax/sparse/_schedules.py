@@ -20,6 +20,12 @@ def drop_fraction_schedule(
 
     ``t`` is clipped to ``[0, T]``. A Python/numpy number gives a Python float (host-side
     logging); a jax value gives a jax scalar (inside ``jit``), so one function serves both.
+
+    Example:
+        >>> from adapt_jax import sparse
+        >>> schedule = sparse.drop_fraction_schedule("linear", 0.5, total_steps=100)
+        >>> float(schedule(0)), float(schedule(50)), float(schedule(200))
+        (0.5, 0.25, 0.0)
     """
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; valid choices: {', '.join(SCHEDULES)}")
