@@ -1,25 +1,33 @@
-"""Drop-fraction schedules ``t -> f(t)`` for periodic drop/grow."""
+"""Drop-fraction schedules: the config's names as optax schedules, and floats as schedules."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import Any
-
-import jax.numpy as jnp
-import numpy as np
+import optax
 
 SCHEDULES = ("cosine", "linear", "constant")
 
 
-def drop_fraction_schedule(
-    name: str, initial: float, total_steps: int, final: float = 0.005
-) -> Callable[[Any], Any]:
-    """``'cosine'``: ``final + (initial - final) * (1 + cos(pi t / T)) / 2`` (reference, RigL);
-    ``'linear'``: ``(1 - t / T) * initial``; ``'constant'``: ``initial``.
+def drop_fraction_schedule(name: str, initial: float, total_steps: int,
+                           final: float = 0.005) -> optax.Schedule:
+    """The optax schedule a config's schedule name stands for.
 
-    ``t`` is clipped to ``[0, T]``. A Python/numpy number gives a Python float (host-side
-    logging); a jax value gives a jax scalar (inside ``jit``), so one function serves both.
+    ``'cosine'`` decays from ``initial`` to ``final`` (RigL's schedule, and the one ADAPT's
+    reference code uses), ``'linear'`` from ``initial`` to 0, ``'constant'`` stays at
+    ``initial``; steps past ``total_steps`` keep the end value. The cosine is
+    ``final + optax.cosine_decay_schedule(initial - final, total_steps)``, which is defined for
+    any ``initial`` (``alpha = final / initial`` is not for ``initial == 0``).
+
+    Args:
+        name: ``'cosine'``, ``'linear'`` or ``'constant'``.
+        initial: the drop fraction at step 0.
+        total_steps: steps over which the fraction decays (positive).
+        final: the cosine's end value.
+
+    Returns:
+        An ``optax.Schedule``: step (a Python int or a traced array) -> fraction.
+
+    Raises:
+        ValueError: for an unknown name or a non-positive ``total_steps``.
 
     Example:
         >>> from adapt_jax import sparse
@@ -31,17 +39,14 @@ def drop_fraction_schedule(
         raise ValueError(f"unknown schedule {name!r}; valid choices: {', '.join(SCHEDULES)}")
     if total_steps <= 0:
         raise ValueError(f"total_steps must be positive, got {total_steps!r}")
+    if name == "cosine":
+        decay = optax.cosine_decay_schedule(initial - final, total_steps)
+        return lambda step: decay(step) + final
+    if name == "linear":
+        return optax.linear_schedule(initial, 0.0, total_steps)
+    return optax.constant_schedule(initial)
 
-    def schedule(t: Any) -> Any:
-        host = isinstance(t, (int, float, np.number))
-        xp, dtype = (np, np.float64) if host else (jnp, jnp.float32)
-        progress = xp.clip(xp.asarray(t, dtype=dtype) / total_steps, 0.0, 1.0)
-        if name == "cosine":
-            value = final + (initial - final) * (1.0 + xp.cos(math.pi * progress)) / 2.0
-        elif name == "linear":
-            value = (1.0 - progress) * initial
-        else:
-            value = initial + 0.0 * progress
-        return float(value) if host else value
 
-    return schedule
+def as_schedule(value: optax.ScalarOrSchedule) -> optax.Schedule:
+    """A schedule as is, a number as a constant schedule (optax's convention for rates)."""
+    return value if callable(value) else optax.constant_schedule(value)
