@@ -22,7 +22,7 @@ def keep_sparse(inner: optax.GradientTransformation) -> optax.GradientTransforma
 
     The functional form: masks are an argument of ``update(updates, state, params, *, masks)``
     rather than state, so a mask update needs no optimizer bookkeeping (the ADAPT trainer's
-    way). Gradients reach ``inner`` unmasked and its
+    way); :func:`dynamic_sparse` is the stateful form. Gradients reach ``inner`` unmasked and its
     moments stay dense (the reference's behaviour); only the returned updates are masked, which
     also stops weight decay or momentum from reviving inactive weights.
 
