@@ -18,7 +18,6 @@ import jax
 import numpy as np
 
 from adapt_jax import sparse
-from adapt_jax.sparse.masks import named_masks
 
 NETS = ("g", "d")
 
@@ -106,7 +105,8 @@ class SparsityDiagnostics:
             raise ValueError(f"net={net!r}: use 'g' or 'd'.")
         if not event and net in self.nets:
             return
-        host = {k: np.asarray(m, bool) for k, m in jax.device_get(named_masks(masks)).items()}
+        named = jax.device_get(sparse.named_masks(masks))
+        host = {k: np.asarray(m, bool) for k, m in named.items()}
         if net not in self.nets:
             self.nets[net] = _Net(t, host)
         else:

@@ -1,7 +1,8 @@
 """Cost of a mask update relative to an optimizer step, on an SNGAN-CIFAR-generator-sized pytree.
 
-Times (median after warm-up) one jitted global RigL drop_grow, one jitted resize, and jitted
-optax adam updates of the same ~4.3M-parameter pytree at density 0.1, then writes
+Times (median after warm-up) one jitted global RigL drop_grow, one jitted resize, jitted optax
+adam updates of the same ~4.3M-parameter pytree at density 0.1, and one step of the stateful
+``dynamic_sparse(adam)`` without and with a mask update, then writes
 benchmarks/results/sparse_update.json. Usage: ``python benchmarks/sparse_update.py [--repeats 7]``.
 """
 
@@ -28,7 +29,7 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "sparse_update.j
 
 
 def sngan_generator_like(key: jax.Array) -> dict:
-    """Kernel shapes of the SNGAN-32 generator (SPEC §8), plus its dense biases and BN scales."""
+    """Kernel shapes of SNGAN's 32x32 generator (Miyato et al. 2018), plus dense biases and BN."""
     shapes = {"Dense_0": (128, 4096)}
     shapes |= {f"Conv3x3_{i}": (3, 3, 256, 256) for i in range(6)}
     shapes |= {f"Conv1x1_{i}": (1, 1, 256, 256) for i in range(3)}
@@ -81,6 +82,16 @@ def main(repeats: int) -> dict:
         updates, state = sparse_adam.update(grads, state, params, masks=masks)
         return optax.apply_updates(params, updates), state
 
+    # update_every=2: from count 0 the next step is not a mask step, from count 1 it is
+    dynamic = sparse.dynamic_sparse(adam, masks, key=k_update, update_every=2, drop_fraction=0.3)
+    dynamic_state = dynamic.init(params)
+    due_state = dynamic_state._replace(count=jnp.int32(1))
+
+    @jax.jit
+    def dynamic_step(params, state, grads):
+        updates, state = dynamic.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
     @jax.jit
     def flat_argsort(params):
         flat = [jnp.ravel(params[name]["kernel"]) for name in params if "kernel" in params[name]]
@@ -92,6 +103,12 @@ def main(repeats: int) -> dict:
         "adam_dense": median_seconds(lambda: adam_step(params, adam_state, grads), repeats),
         "keep_sparse_adam": median_seconds(
             lambda: sparse_adam_step(params, adam_state, grads, masks), repeats
+        ),
+        "dynamic_sparse_adam": median_seconds(
+            lambda: dynamic_step(params, dynamic_state, grads), repeats
+        ),
+        "dynamic_sparse_adam_mask_step": median_seconds(
+            lambda: dynamic_step(params, due_state, grads), repeats
         ),
         "drop_grow_global_rigl": median_seconds(
             lambda: drop_grow(k_update, params, masks, grads, fraction), repeats
@@ -131,10 +148,10 @@ def print_table(result: dict) -> None:
         f"{result['maskable_params']:,} maskable params, density {result['density']}, "
         f"{result['device']}, jax {result['jax_version']}"
     )
-    print(f"{'operation':<24}{'median ms':>12}{'x adam':>10}")
+    print(f"{'operation':<32}{'median ms':>12}{'x adam':>10}")
     for name, seconds in result["median_seconds"].items():
         ratio = result["ratio_to_adam_dense"][name]
-        print(f"{name:<24}{seconds * 1e3:>12.2f}{ratio:>10.1f}")
+        print(f"{name:<32}{seconds * 1e3:>12.2f}{ratio:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapt_jax import sparse
-from adapt_jax.sparse.drop_grow import num_to_drop
 
 # Two fixed structures (mixed 2-D/4-D kernels, dense leaves, a list container, a tiny leaf) keep
 # the number of compilations small; values, densities, fractions and keys vary per example.
@@ -44,7 +43,7 @@ def make_state(template_id, seed, density, ties):
 
 def slots(masks, *trees):
     """Per maskable leaf: (mask, *tree leaves) as flat numpy arrays."""
-    m_leaves, treedef = jax.tree.flatten(masks, is_leaf=lambda x: x is None)
+    m_leaves, treedef = jax.tree.flatten(masks, is_leaf=sparse.is_leaf)
     flat = [treedef.flatten_up_to(t) for t in trees]
     return [
         [np.asarray(m).ravel()] + [np.asarray(f[i]).ravel() for f in flat]
@@ -62,9 +61,9 @@ def groups(per_leaf, scope):
 
 def assert_dense_leaves_untouched(masks, old_params, new_params, new_masks):
     for m, old, new, nm in zip(
-        *(jax.tree.leaves(t, is_leaf=lambda x: x is None) for t in (masks, old_params)),
+        *(jax.tree.leaves(t, is_leaf=sparse.is_leaf) for t in (masks, old_params)),
         jax.tree.leaves(new_params),
-        jax.tree.leaves(new_masks, is_leaf=lambda x: x is None),
+        jax.tree.leaves(new_masks, is_leaf=sparse.is_leaf),
         strict=True,
     ):
         if m is None:
@@ -107,7 +106,7 @@ def test_drop_grow_properties(template_id, seed, density, ties, fraction, grow, 
     per_leaf = slots(masks, new_masks, params, new_params, grads)
     for old, new, w_old, w_new, g in groups(per_leaf, scope):
         nnz = int(old.sum())
-        n_drop = int(num_to_drop(jnp.int32(nnz), jnp.float32(fraction)))
+        n_drop = int(sparse.num_to_drop(jnp.int32(nnz), jnp.float32(fraction)))
         assert n_drop == np.floor(np.float32(nnz) * np.float32(fraction))
         dropped, grown = old & ~new, new & ~old
         assert new.sum() == nnz
@@ -126,11 +125,8 @@ def test_drop_grow_properties(template_id, seed, density, ties, fraction, grow, 
 def test_rigl_drops_exactly_smallest_and_grows_largest(template_id, seed, density, ties, fraction):
     """Gradients zero on active entries, so nothing dropped is regrown: every count is visible."""
     params, masks, grads = make_state(template_id, seed, min(density, 0.5), ties)
-    grads = jax.tree.map(
-        lambda m, g: g if m is None else jnp.where(m, 0.0, 1.0 + jnp.abs(g)),
-        masks,
-        grads,
-        is_leaf=lambda x: x is None,
+    grads = sparse.tree_map(
+        lambda m, g: g if m is None else jnp.where(m, 0.0, 1.0 + jnp.abs(g)), masks, grads
     )
     new_params, new_masks = DROP_GROW(
         jax.random.key(seed),
@@ -142,7 +138,7 @@ def test_rigl_drops_exactly_smallest_and_grows_largest(template_id, seed, densit
         scope="global",
     )
     ((old, new, w_old, w_new, g),) = groups(slots(masks, new_masks, params, new_params, grads), "")
-    n_drop = int(num_to_drop(jnp.int32(old.sum()), jnp.float32(fraction)))
+    n_drop = int(sparse.num_to_drop(jnp.int32(old.sum()), jnp.float32(fraction)))
     dropped, grown = old & ~new, new & ~old
     assert dropped.sum() == grown.sum() == n_drop
     assert_values(old, new, w_old, w_new)

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapt_jax.sparse.topk import (
+from adapt_jax.sparse._topk import (
     score_bits,
     seed_words,
     tie_break_bits,

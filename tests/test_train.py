@@ -120,7 +120,7 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
                 "controller/d_density", "mask_events/flip_rate_g", "mask_events/itop_d"):
         assert tag in tags, tag
     fresh = training.Trainer(c, str(tmp_path / "fresh"))
-    n_layers = sum(len(sparse.density_stats(m)["layers"])
+    n_layers = sum(len(sparse.density_stats(m).layers)
                    for m in (fresh.state.g.masks, fresh.state.d.masks))
     assert len([t for t in tags if t.startswith("layer_density/")]) == n_layers
     # One point per controller decision and per G mask event, each at its own iteration.

@@ -87,8 +87,9 @@ class Trainer:
                                                jnp.int32(keys.d_step(i)))
         g_event = sched.g_event(t)
         measure = sched.measure_br(t)
-        drop = sparse.drop_fraction_schedule(config.sparse.g_drop_schedule,
-                                             config.sparse.g_drop_fraction, sched.total)(t)
+        drop = (float(sparse.drop_fraction_schedule(config.sparse.g_drop_schedule,
+                                                    config.sparse.g_drop_fraction,
+                                                    sched.total)(t)) if g_event else 0.0)
         self.state, g_metrics = steps.g_step(
             self.state, reals, labels, jnp.int32(keys.g_step), jnp.bool_(measure),
             jnp.bool_(g_event), jnp.float32(drop))

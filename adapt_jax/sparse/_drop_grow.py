@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adapt_jax.sparse.masks import PyTree, flatten_like
-from adapt_jax.sparse.topk import (
+from adapt_jax.sparse._topk import (
     Sizes,
     score_bits,
     seed_words,
@@ -22,6 +21,7 @@ from adapt_jax.sparse.topk import (
     top_k_mask,
     with_priority,
 )
+from adapt_jax.sparse._tree import PyTree, flatten_like
 
 GROW_MODES = ("rigl", "set")
 SCOPES = ("global", "layer")
@@ -30,13 +30,28 @@ SCOPES = ("global", "layer")
 FlatUpdate = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, Sizes], jax.Array]
 
 
-def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+def check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    """Reject a string option outside ``valid`` with a message that lists the choices."""
     if value not in valid:
         raise ValueError(f"{name} must be one of {', '.join(valid)}; got {value!r}")
 
 
 def num_to_drop(nnz: jax.Array, drop_fraction: jax.Array | float) -> jax.Array:
-    """``floor(nnz * drop_fraction)`` in float32, clipped to ``[0, nnz]`` (int32)."""
+    """How many entries :func:`drop_grow` drops: ``floor(nnz * drop_fraction)`` in float32.
+
+    Args:
+        nnz: active count(s), an integer array.
+        drop_fraction: clipped to [0, 1].
+
+    Returns:
+        int32, clipped to ``[0, nnz]``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from adapt_jax import sparse
+        >>> int(sparse.num_to_drop(jnp.int32(10), 0.25))
+        2
+    """
     fraction = jnp.clip(jnp.asarray(drop_fraction, jnp.float32), 0.0, 1.0)
     dropped = jnp.floor(nnz.astype(jnp.float32) * fraction).astype(jnp.int32)
     return jnp.clip(dropped, 0, nnz)
@@ -68,8 +83,8 @@ def _update(
 ) -> tuple[PyTree, PyTree]:
     """Shared plumbing: concatenate maskable leaves, rank (leaves as segments in layer scope),
     split back, and zero every entry that did not survive."""
-    _check_choice("grow", grow, GROW_MODES)
-    _check_choice("scope", scope, SCOPES)
+    check_choice("grow", grow, GROW_MODES)
+    check_choice("scope", scope, SCOPES)
     if grow == "rigl" and grads is None:
         raise ValueError("grow='rigl' needs grads")
     rank_key, score_key = jax.random.split(key)
@@ -102,39 +117,69 @@ def _update(
     return treedef.unflatten(new_params), treedef.unflatten(new_masks)
 
 
-def drop_grow(
-    key: jax.Array,
-    params: PyTree,
-    masks: PyTree,
-    grads: PyTree | None,
-    drop_fraction: jax.Array | float,
-    *,
-    grow: str = "rigl",
-    scope: str = "global",
-) -> tuple[PyTree, PyTree]:
-    """Drop ``floor(nnz * f)`` smallest-|w| active entries and grow as many back.
+def drop_grow(key: jax.Array, params: PyTree, masks: PyTree, grads: PyTree | None,
+              drop_fraction: jax.Array | float, *, grow: str = "rigl",
+              scope: str = "global") -> tuple[PyTree, PyTree]:
+    """One SET/RigL mask update at a constant active count (jittable, ``grow``/``scope`` static).
 
-    Growth candidates are all entries not kept, the just-dropped ones included: ``rigl`` takes
-    the largest |grad|, ``set`` uniform random ones. The active count is preserved exactly. A
-    weight dropped and regrown keeps its value; other grown weights start at 0; dropped ones are
-    zeroed. ``grads`` may be ``None`` for ``set``. Jittable with ``grow``/``scope`` static.
+    Drops the ``floor(nnz * drop_fraction)`` active entries of smallest ``|w|`` and grows as many
+    among all entries not kept, the just-dropped ones included. A weight dropped and regrown
+    keeps its value; other grown weights start at 0; dropped ones are zeroed.
+
+    Args:
+        key: PRNG key for tie-breaks (and SET's random growth).
+        params: params, already masked.
+        masks: the current masks tree.
+        grads: gradients at the pre-update weights; ``None`` is allowed for ``grow='set'``.
+        drop_fraction: fraction of each segment's active entries to move (may be traced).
+        grow: ``'rigl'`` grows by largest ``|grad|``, ``'set'`` uniformly at random.
+        scope: ``'global'`` ranks all maskable leaves together; ``'layer'`` keeps each leaf's
+            count.
+
+    Returns:
+        ``(params, masks)`` after the update.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from adapt_jax import sparse
+        >>> params = {"kernel": jnp.array([[0.5, 0.0], [0.1, 0.0]])}
+        >>> masks = {"kernel": jnp.array([[True, False], [True, False]])}
+        >>> grads = {"kernel": jnp.array([[0.0, 0.0], [0.0, 9.0]])}
+        >>> update = jax.jit(sparse.drop_grow, static_argnames=("grow", "scope"))
+        >>> params, masks = update(jax.random.key(0), params, masks, grads, 0.5)
+        >>> masks["kernel"]
+        Array([[ True, False],
+               [False,  True]], dtype=bool)
     """
     return _update(key, params, masks, grads, drop_fraction, grow, scope, _flat_drop_grow)
 
 
-def resize(
-    key: jax.Array,
-    params: PyTree,
-    masks: PyTree,
-    grads: PyTree | None,
-    target_count: jax.Array | int,
-    *,
-    grow: str = "rigl",
-) -> tuple[PyTree, PyTree]:
-    """Change the total active count (over all maskable leaves) to ``target_count``.
+def resize(key: jax.Array, params: PyTree, masks: PyTree, grads: PyTree | None,
+           target_count: jax.Array | int, *, grow: str = "rigl") -> tuple[PyTree, PyTree]:
+    """Change the total active count over all maskable leaves to ``target_count`` (jittable).
 
-    Growing adds the best inactive entries (``rigl``: largest |grad|; ``set``: random) at value 0;
-    shrinking prunes the smallest-|w| active entries. ``target_count`` is clipped to
-    ``[0, maskable]`` and may be traced; ``grads`` may be ``None`` for ``set``.
+    Growing adds the best inactive entries at value 0 and drops none; shrinking prunes the
+    smallest-``|w|`` active entries and grows none.
+
+    Args:
+        key: PRNG key for tie-breaks (and SET's random growth).
+        params: params, already masked.
+        masks: the current masks tree.
+        grads: ranks growth for ``'rigl'``; ``None`` is allowed for ``grow='set'``.
+        target_count: the new total, clipped to ``[0, maskable]`` (may be traced).
+        grow: ``'rigl'`` grows by largest ``|grad|``, ``'set'`` uniformly at random.
+
+    Returns:
+        ``(params, masks)`` after the update.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from adapt_jax import sparse
+        >>> params = {"kernel": jnp.array([0.5, 0.1, 0.0, 0.0])}
+        >>> masks = {"kernel": jnp.array([True, True, False, False])}
+        >>> resize = jax.jit(sparse.resize, static_argnames="grow")
+        >>> _, masks = resize(jax.random.key(0), params, masks, None, 1, grow="set")
+        >>> masks["kernel"]
+        Array([ True, False, False, False], dtype=bool)
     """
     return _update(key, params, masks, grads, target_count, grow, "global", _flat_resize)

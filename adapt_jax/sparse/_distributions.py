@@ -43,27 +43,53 @@ def _scaled_densities(shapes: Shapes, density: float, raw: Mapping[str, float]) 
 
 
 def erk_densities(shapes: Shapes, density: float, power_scale: float = 1.0) -> dict[str, float]:
-    """Erdos-Renyi-Kernel: raw score ``(sum(shape) / prod(shape)) ** power_scale``.
+    """Erdos-Renyi-Kernel densities: raw score ``(sum(shape) / prod(shape)) ** power_scale``.
 
     Small layers (first/last, 1x1 shortcuts) get higher density, which is what keeps very sparse
     networks trainable; ``power_scale=0`` degenerates to uniform.
+
+    Args:
+        shapes: ``{name: shape}`` of the maskable leaves (see :func:`maskable_shapes`).
+        density: overall density in (0, 1]: ``sum(p_l * N_l) == density * N``.
+        power_scale: exponent of the raw score.
+
+    Returns:
+        ``{name: density}`` in the order of ``shapes``, each capped at 1.
+
+    Example:
+        >>> from adapt_jax import sparse
+        >>> d = sparse.erk_densities({"small": (4, 4), "big": (64, 64)}, 0.1)
+        >>> d["small"] > d["big"]
+        True
     """
     raw = {name: (sum(shape) / math.prod(shape)) ** power_scale for name, shape in shapes.items()}
     return _scaled_densities(shapes, density, raw)
 
 
 def er_densities(shapes: Shapes, density: float) -> dict[str, float]:
-    """Erdos-Renyi: raw score ``(n_in + n_out) / (n_in * n_out)`` from the last two dims only.
+    """Erdos-Renyi densities: raw score ``(n_in + n_out) / (n_in * n_out)`` of the last two dims.
 
     For a conv kernel ``(kh, kw, in, out)`` the spatial dims are ignored (as in
     google-research/rigl's non-kernel-aware ER); for dense kernels ER and ERK agree.
+
+    Example:
+        >>> from adapt_jax import sparse
+        >>> shapes = {"a": (8, 16), "b": (16, 4)}
+        >>> sparse.er_densities(shapes, 0.5) == sparse.erk_densities(shapes, 0.5)
+        True
     """
     raw = {name: (s[-2] + s[-1]) / (s[-2] * s[-1]) for name, s in shapes.items()}
     return _scaled_densities(shapes, density, raw)
 
 
 def uniform_densities(shapes: Shapes, density: float) -> dict[str, float]:
-    """The same density everywhere (the simplest baseline)."""
+    """The same density everywhere (the simplest baseline).
+
+    Example:
+        >>> from adapt_jax import sparse
+        >>> sparse.uniform_densities({"a": (8, 16), "b": (16, 4)}, 0.25)
+        {'a': 0.25, 'b': 0.25}
+    """
     check_density(density)
     return {name: float(density) for name in shapes}
 
@@ -76,7 +102,16 @@ DISTRIBUTIONS: dict[str, Callable[[Shapes, float], dict[str, float]]] = {
 
 
 def layer_densities(shapes: Shapes, density: float, distribution: str = "erk") -> dict[str, float]:
-    """Dispatch on the distribution name (a config string)."""
+    """Per-layer densities of the distribution named ``'erk'``, ``'er'`` or ``'uniform'``.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the valid ones).
+
+    Example:
+        >>> from adapt_jax import sparse
+        >>> sparse.layer_densities({"a": (8, 16)}, 0.25, "uniform")
+        {'a': 0.25}
+    """
     if distribution not in DISTRIBUTIONS:
         valid = ", ".join(sorted(DISTRIBUTIONS))
         raise ValueError(f"unknown distribution {distribution!r}; valid choices: {valid}")
@@ -88,6 +123,11 @@ def layer_counts(shapes: Shapes, density: float, distribution: str = "erk") -> d
 
     Floors of ``p_l * N_l`` plus a largest-remainder pass (ties by dict order), so the total is
     exact, deterministic and no layer exceeds its size: the reference's Bernoulli masks are not.
+
+    Example:
+        >>> from adapt_jax import sparse
+        >>> sparse.layer_counts({"a": (8, 16), "b": (16, 4)}, 0.25, "uniform")
+        {'a': 32, 'b': 16}
     """
     densities = layer_densities(shapes, density, distribution)
     names = list(shapes)

@@ -1,1 +1,0 @@
-"""Runnable examples of `adapt_jax.sparse` (they may import extra packages, e.g. scikit-learn)."""
