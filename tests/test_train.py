@@ -228,3 +228,25 @@ def test_spectral_norm_state_of_d_moves_only_in_d_steps(tmp_path):
     assert any(not np.array_equal(a, b) for a, b in
                zip(jax.tree.leaves(d_before["spectral_stats"]), jax.tree.leaves(d_after_d),
                    strict=True))
+
+
+def test_stop_in_last_iteration_then_resume_finishes_the_run(tmp_path, monkeypatch, caplog):
+    """A stop in the last iteration checkpoints before the final evaluation; the resumed run
+    (which has no iteration left) still evaluates, plots and writes the summary. A failing
+    evaluation is logged and never costs the checkpoint."""
+    c = tiny_config("static", **{"train.num_iters": 10, "train.ckpt_every": 10})
+    assert training.run(c, str(tmp_path), stop_after=10) is None
+    assert not (tmp_path / "summary.json").exists()
+    summary = training.run(c, str(tmp_path))
+    assert [t for t, _ in summary["eval"]["history"]] == [10]
+    assert (tmp_path / "samples.png").exists() and (tmp_path / "summary.json").exists()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("evaluator exploded")
+
+    monkeypatch.setattr(outputs, "evaluate", broken)
+    other = tmp_path / "broken_eval"
+    summary = training.run(c, str(other))
+    assert summary["eval"]["history"] == [] and summary["iterations"] == 10
+    assert os.listdir(other / "checkpoints") == ["10"]
+    assert "Evaluation at iteration 10 failed (RuntimeError: evaluator exploded)" in caplog.text

@@ -38,6 +38,9 @@ class EvalLog:
             self.best, self.best_iteration = value, t
         return improved
 
+    def evaluated(self, t: int) -> bool:
+        return any(int(entry[0]) == t for entry in self.history)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -74,6 +74,22 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         detail.events()  # everything the checkpoint holds is logged: a resume logs what follows
         ckpt.save(trainer.t, trainer.state, trainer.host_state_dict())
 
+    def evaluate_and_keep_best(t: int) -> None:
+        """Score iteration t; a failing evaluation is logged and training goes on (the run's
+        state is never hostage to its metrics)."""
+        try:
+            scores, improved = outputs.evaluate(trainer, evaluator, t)
+        except Exception as e:  # noqa: BLE001 - any evaluator failure must not stop training
+            logging.error("Evaluation at iteration %d failed (%s: %s); training goes on.", t,
+                          type(e).__name__, e)
+            return
+        writer.write_scalars(t, {f"eval/{k}": v for k, v in scores.items()})
+        if improved:
+            best_ckpt.save(t, trainer.state, trainer.host_state_dict())
+        log = trainer.host.eval_log
+        writer.write_scalars(t, {f"eval/best_{log.name}": log.best,
+                                 "eval/best_iteration": log.best_iteration})
+
     def close() -> None:
         ckpt.close()
         best_ckpt.close()
@@ -100,17 +116,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             detail.events()
         if t % tc.sample_every == 0 or last:
             writer.write_images(t, {"samples": grid.image(trainer)[None]})
+        if t % tc.ckpt_every == 0 or last:  # before evaluating: nothing hangs on a score
+            save_checkpoint(metrics)
         if t % config.eval.every == 0 or last:
             trainer.check_finite(metrics)
-            scores, improved = outputs.evaluate(trainer, evaluator, t)
-            writer.write_scalars(t, {f"eval/{k}": v for k, v in scores.items()})
-            if improved:
-                best_ckpt.save(t, trainer.state, trainer.host_state_dict())
-            log = trainer.host.eval_log
-            writer.write_scalars(t, {f"eval/best_{log.name}": log.best,
-                                     "eval/best_iteration": log.best_iteration})
-        if t % tc.ckpt_every == 0 or last:
-            save_checkpoint(metrics)
+            evaluate_and_keep_best(t)
+    if not trainer.host.eval_log.evaluated(sched.total):
+        evaluate_and_keep_best(sched.total)  # resumed after a stop in the last iteration
     close()
     trainer.flush_br()
     detail.events()
