@@ -25,9 +25,9 @@ import numpy as np
 from adapt_jax import report
 
 NAMES = {"dense": "Dense", "static": "STATIC", "sdst_set": "SDST", "sdst_rigl": "SDST",
-         "dst_both": "DST-both", "dda": "DDA", "adapt_relax": "ADAPT_relax",
-         "adapt_strict": "ADAPT_strict", "posthoc": "Post-hoc"}
-GROWTH = {"sdst_set": "SET", "sdst_rigl": "RigL"}
+         "dst_both_set": "DST-bothGD", "dst_both": "DST-bothGD", "dda": "DDA",
+         "adapt_relax": "ADAPT_relax", "adapt_strict": "ADAPT_strict", "posthoc": "Post-hoc"}
+GROWTH = {"sdst_set": "SET", "sdst_rigl": "RigL", "dst_both_set": "SET", "dst_both": "RigL"}
 ORDER = list(NAMES)  # the paper's row order: baselines first, ADAPT last
 EARLY = 0.2  # "after the first 20% of training"
 LINESTYLES = ("-", "--", ":", "-.")
