@@ -2,7 +2,8 @@
 
     from adapt_jax import eval as evaluation
     ev = evaluation.create_evaluator(cfg.eval, source, cache_dir)
-    scores = ev.evaluate(generate)   # {'fid', 'is_mean', 'is_std'} or {'cfd'}; ev.name is primary
+    scores = ev.evaluate(generate)   # {'fid', 'is_mean', 'is_std'} or {'cfd'}, each with
+                                     # 'precision' and 'recall'; ev.name is primary
 """
 
 from adapt_jax.eval.best import update_best
