@@ -13,7 +13,8 @@ from ml_collections import config_dict
 def get_base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
-    # dense | static | sdst_set | sdst_rigl | dda | dst_both | adapt_relax | adapt_strict | posthoc
+    # dense | static | sdst_set | sdst_rigl | dda | dst_both | dst_both_set | adapt_relax |
+    # adapt_strict | posthoc. dst_both(_set): DST on G and D, RigL (SET) regrowth in both.
     c.method = "adapt_relax"
     # Baselines only: 'balance' (d_D = d_G) or 'strong' (d_D = sparse.d_max).
     c.strategy = "balance"
@@ -68,14 +69,16 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.sparse.g_update_every = 500  # dT_G, iterations
     c.sparse.g_drop_fraction = 0.5
     c.sparse.g_drop_schedule = "cosine"  # cosine | linear | constant
-    c.sparse.g_growth = "rigl"  # rigl | set (sdst_set forces set)
+    # rigl | set; ignored where the method fixes the rule (sdst_*, dst_both*: see methods.py)
+    c.sparse.g_growth = "rigl"
     c.sparse.d_growth = "rigl"
     c.sparse.d_min = 0.05
     c.sparse.d_max = 1.0  # adapt_strict default 0.5 (set in configs)
     c.sparse.delta_d = 0.05
     c.sparse.d_adjust_every = 1000  # dT_D, iterations
     c.sparse.d_dst_drop_fraction = 0.5  # strict-mode D DST, cosine over the run
-    c.sparse.dst_both_d_drop_fraction = 0.05
+    # dst_both*: D's initial drop fraction γ, cosine over the run (paper Appendix E.2: 0.5).
+    c.sparse.dst_both_d_drop_fraction = 0.5
     c.sparse.reset_moments_on_grow = False
     c.sparse.posthoc_finetune_fraction = 0.5
 
@@ -107,7 +110,7 @@ def get_base_config() -> ml_collections.ConfigDict:
 
 def set_method(c: ml_collections.ConfigDict, method: str, *, d_every_relax: int,
                d_every_strict: int, d_every_dda: int = 2000) -> ml_collections.ConfigDict:
-    """Apply the paper's per-method settings (SPEC §7) for `--config=configs/x.py:METHOD`.
+    """Apply the paper's per-method settings (Appendix B) for `--config=configs/x.py:METHOD`.
 
     adapt_strict: d_max 0.5, D DST at d_max; dda (Sec. 5.3): band [0.5, 0.65], dT_D 2000.
     """

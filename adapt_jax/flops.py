@@ -1,6 +1,6 @@
-"""Per-sample MACs of linen modules and training-FLOPs accounting (SPEC §9).
+"""Per-sample MACs of linen modules and training-FLOPs accounting (paper Appendix F).
 
-Counting rule (the reference's `flops_calculator`, REFERENCE_NOTES §7), per sample, in MACs
+Counting rule (the reference implementation's `flops_calculator`), per sample, in MACs
 (multiply-accumulates, no factor 2), on one traced forward (`jax.eval_shape`: shapes only, no
 compute, so the biggest models are free to count):
 
@@ -170,7 +170,7 @@ def iteration_multipliers(mode: str, *, batch_d: int, batch_g: int, n_critic: in
 
     A forward counts 1, a forward+backward 3 (the backward is twice the forward).
 
-    'reference' (REFERENCE_NOTES §7):
+    'reference' (the reference implementation's bookkeeping):
       G: `B_D * n_critic` (fakes for the D steps, forward) `+ 3 * B_G` (G step)
       D: `3 * B_D * n_critic` (D steps, real and fake counted as ONE pass) `+ B_G` (D in the
          G step, counted as a forward only); BR forwards not counted.
@@ -194,7 +194,11 @@ _NETS = ("g", "d")
 
 
 class TrainingFlops:
-    """Host-side accountant of a run's training MACs, normalized by the dense run's.
+    """Host-side accountant of a run's training MACs in one mode, normalized by a dense run's.
+
+    The dense run has `dense_iters` iterations (default `num_iters`): the paper normalizes
+    post-hoc pruning, which trains T dense iterations and then fine-tunes 0.5 T, by the
+    T-iteration dense run ("around 150%", Appendix E.3), so the trainer passes the configured T.
 
     Call `iteration(t, ...)` once per iteration, t = 1..T, with the per-layer densities in force
     at the END of iteration t (after its mask update / D resize; None = unchanged).
@@ -220,12 +224,14 @@ class TrainingFlops:
     def __init__(self, g_layers: Sequence[LayerMacs], d_layers: Sequence[LayerMacs], *,
                  batch_d: int, batch_g: int, n_critic: int, num_iters: int, mode: str,
                  g_interval: int | tuple[int, int] | None, d_interval: int | None,
-                 g_densities: Mapping[str, float], d_densities: Mapping[str, float]):
+                 g_densities: Mapping[str, float], d_densities: Mapping[str, float],
+                 dense_iters: int | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown flops mode {mode!r}; expected one of {MODES}")
         self._layers = {"g": list(g_layers), "d": list(d_layers)}
         self._batch = {"batch_d": batch_d, "batch_g": batch_g, "n_critic": n_critic}
         self.num_iters = num_iters
+        self.dense_iters = num_iters if dense_iters is None else int(dense_iters)
         self.mode = mode
         self._interval = {"g": g_interval, "d": d_interval}
         self._densities: dict[str, dict[str, float]] = {"g": {}, "d": {}}
@@ -294,16 +300,32 @@ class TrainingFlops:
         m = self._macs
         return {**m, "total": m["g"] + m["d"], "total_dense": m["g_dense"] + m["d_dense"]}
 
-    def normalized(self) -> dict[str, float]:
-        """Training FLOPs over the dense run's: {'g', 'd', 'total'} (NaN before any count)."""
+    def normalized(self, same_length: bool = False) -> dict[str, float]:
+        """Training FLOPs over the `dense_iters`-iteration dense run's: {'g', 'd', 'total'}.
+
+        The dense run does this run's per-iteration work with every density 1 (so far, scaled
+        by `num_iters / dense_iters`); `same_length=True` compares with a dense run as long as
+        this one instead. NaN before any count.
+        """
         tot = self.totals()
-        return {key: tot[key] / tot[f"{key}_dense"] if tot[f"{key}_dense"] else math.nan
+        scale = 1.0 if same_length else self.num_iters / self.dense_iters
+        return {key: scale * tot[key] / tot[f"{key}_dense"] if tot[f"{key}_dense"] else math.nan
                 for key in ("g", "d", "total")}
+
+    def report(self) -> dict[str, Any]:
+        """The normalized FLOPs, plus (only where the two dense runs differ: post-hoc) the
+        ratio to a dense run as long as this one, labelled as such."""
+        out: dict[str, Any] = {"normalized": self.normalized()}
+        if self.dense_iters != self.num_iters:
+            out["dense_iterations"] = self.dense_iters
+            out[f"normalized_vs_dense_{self.num_iters}_iterations"] = self.normalized(True)
+        return out
 
     def to_dict(self) -> dict:
         """JSON-able state; the layers are not stored (rebuilt from the model), only checked."""
         return {
-            "mode": self.mode, "num_iters": self.num_iters, **self._batch,
+            "mode": self.mode, "num_iters": self.num_iters, "dense_iters": self.dense_iters,
+            **self._batch,
             "g_interval": self._interval["g"], "d_interval": self._interval["d"],
             "g_densities": dict(self._densities["g"]), "d_densities": dict(self._densities["d"]),
             "macs": dict(self._macs), "t": self.t,
@@ -317,10 +339,55 @@ class TrainingFlops:
         obj = cls(g_layers, d_layers, batch_d=d["batch_d"], batch_g=d["batch_g"],
                   n_critic=d["n_critic"], num_iters=d["num_iters"], mode=d["mode"],
                   g_interval=d["g_interval"], d_interval=d["d_interval"],
-                  g_densities=d["g_densities"], d_densities=d["d_densities"])
+                  g_densities=d["g_densities"], d_densities=d["d_densities"],
+                  dense_iters=d.get("dense_iters"))
         for net in _NETS:
             if obj._per_sample(net)[1] != d["dense_per_sample"][net]:
                 raise ValueError(f"{net.upper()} layers changed since the state was saved")
         obj._macs = {k: float(v) for k, v in d["macs"].items()}
         obj.t = int(d["t"])
+        return obj
+
+
+class FlopsLedger:
+    """Both accounting modes side by side, so summaries can show them together.
+
+    `mode` (eval.flops_mode) leads: `normalized()`/`totals()` are its numbers (the log line and
+    TensorBoard). Takes `TrainingFlops`'s arguments (less `mode`) and forwards `iteration`.
+    A state saved by a single-mode `TrainingFlops` restores that mode only.
+    """
+
+    def __init__(self, g_layers: Sequence[LayerMacs], d_layers: Sequence[LayerMacs], *,
+                 mode: str, **kwargs: Any):
+        if mode not in MODES:
+            raise ValueError(f"unknown flops mode {mode!r}; expected one of {MODES}")
+        self.mode = mode
+        self.books = {m: TrainingFlops(g_layers, d_layers, mode=m, **kwargs) for m in MODES}
+
+    def iteration(self, *args: Any, **kwargs: Any) -> None:
+        for book in self.books.values():
+            book.iteration(*args, **kwargs)
+
+    def totals(self) -> dict[str, float]:
+        return self.books[self.mode].totals()
+
+    def normalized(self) -> dict[str, float]:
+        return self.books[self.mode].normalized()
+
+    def summary(self) -> dict[str, Any]:
+        """{'lead': mode, 'reference': report, 'exact': report} for summary.json."""
+        return {"lead": self.mode, **{m: book.report() for m, book in self.books.items()}}
+
+    def to_dict(self) -> dict:
+        return {"lead": self.mode, "books": {m: b.to_dict() for m, b in self.books.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, g_layers: Sequence[LayerMacs],
+                  d_layers: Sequence[LayerMacs]) -> FlopsLedger:
+        if "books" not in d:  # one TrainingFlops state
+            d = {"lead": d["mode"], "books": {d["mode"]: d}}
+        obj = cls.__new__(cls)
+        obj.mode = d["lead"]
+        obj.books = {m: TrainingFlops.from_dict(state, g_layers, d_layers)
+                     for m, state in d["books"].items()}
         return obj

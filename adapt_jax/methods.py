@@ -1,4 +1,4 @@
-"""The method table of SPEC §5: which network is sparse, dynamic or density-controlled.
+"""The method table: which network is sparse, dynamic or density-controlled, and how it grows.
 
 Every other module asks this table instead of testing method names, so adding a method is a
 one-line change here.
@@ -23,6 +23,7 @@ class MethodSpec:
     d_dst_at_max: bool  # strict: one D DST step when BR says "too weak" at d_max
     baseline: bool  # initial D density from `strategy` (balance/strong) rather than density_d
     posthoc: bool = False
+    d_growth: str | None = None  # forced D growth rule; None = config's d_growth
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -31,7 +32,10 @@ METHODS: dict[str, MethodSpec] = {
     "sdst_set": MethodSpec(True, True, "set", True, "fixed", False, True),
     "sdst_rigl": MethodSpec(True, True, "rigl", True, "fixed", False, True),
     "dda": MethodSpec(True, False, None, True, "controlled", False, False),
-    "dst_both": MethodSpec(True, True, None, True, "dst", False, True),
+    # Paper Table 7 (Appendix E.2): DST on both nets, regrowth by gradient (RigL) or at random
+    # (SET) in G and D alike.
+    "dst_both": MethodSpec(True, True, "rigl", True, "dst", False, True, d_growth="rigl"),
+    "dst_both_set": MethodSpec(True, True, "set", True, "dst", False, True, d_growth="set"),
     "adapt_relax": MethodSpec(True, True, "rigl", True, "controlled", False, False),
     "adapt_strict": MethodSpec(True, True, "rigl", True, "controlled", True, False),
     "posthoc": MethodSpec(False, False, None, False, "fixed", False, False, posthoc=True),
@@ -44,6 +48,12 @@ def get_method(name: str) -> MethodSpec:
     if name not in METHODS:
         raise ValueError(f"config.method={name!r} is unknown; choose one of {sorted(METHODS)}.")
     return METHODS[name]
+
+
+def growth_rules(config: ml_collections.ConfigDict) -> tuple[str, str]:
+    """(G, D) regrowth rules: the method's where it fixes them, else `sparse.g/d_growth`."""
+    spec = get_method(config.method)
+    return (spec.g_growth or config.sparse.g_growth, spec.d_growth or config.sparse.d_growth)
 
 
 def initial_densities(config: ml_collections.ConfigDict) -> tuple[float, float]:

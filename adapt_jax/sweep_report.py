@@ -3,10 +3,11 @@
     python -m adapt_jax.sweep_report --workdir=runs/sweeps/NAME
 
 Tables are laid out like the paper's Tables 1-3 (rows: methods, columns: generator densities;
-one table per d_max setting): the evaluator's best score and the normalized training FLOPs, each
-mean ± std over seeds, lowest score in bold. Plots: windowed BR over iterations per method
-(Fig. 2), D density over iterations (Fig. 5-6), and score against training FLOPs. Every run
-directory holding a run.json (written by `sweep`) is included, finished or not.
+one table per d_max setting): the evaluator's best score, the precision and recall of that same
+evaluation, and the normalized training FLOPs, each mean ± std over seeds, lowest score in bold.
+Plots: windowed BR over iterations per method (Fig. 2), D density over iterations (Fig. 5-6),
+and score against training FLOPs. Every run directory holding a run.json (written by `sweep`)
+is included, finished or not.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import numpy as np
 from adapt_jax import report
 
 NAMES = {"dense": "Dense", "static": "STATIC", "sdst_set": "SDST", "sdst_rigl": "SDST",
-         "dst_both": "DST-both", "dda": "DDA", "adapt_relax": "ADAPT_relax",
-         "adapt_strict": "ADAPT_strict", "posthoc": "Post-hoc"}
-GROWTH = {"sdst_set": "SET", "sdst_rigl": "RigL"}
+         "dst_both_set": "DST-bothGD", "dst_both": "DST-bothGD", "dda": "DDA",
+         "adapt_relax": "ADAPT_relax", "adapt_strict": "ADAPT_strict", "posthoc": "Post-hoc"}
+GROWTH = {"sdst_set": "SET", "sdst_rigl": "RigL", "dst_both_set": "SET", "dst_both": "RigL"}
 ORDER = list(NAMES)  # the paper's row order: baselines first, ADAPT last
 EARLY = 0.2  # "after the first 20% of training"
+PR_KEYS = ("precision", "recall")  # diversity metrics the evaluator reports beside the score
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -70,6 +72,12 @@ class Run:
     def score(self) -> float | None:
         ev = (self.summary or {}).get("eval") or {}
         return ev.get("best")
+
+    def at_best(self, key: str) -> float | None:
+        """`key` ('precision', 'recall') of the evaluation that gave the best score."""
+        ev = (self.summary or {}).get("eval") or {}
+        scores = [s for t, s in ev.get("history", []) if t == ev.get("best_iteration")]
+        return scores[-1].get(key) if scores else None
 
     @property
     def flops(self) -> float | None:
@@ -210,13 +218,14 @@ def balance_table(runs: Sequence[Run], many: bool) -> str:
 
 
 def runs_table(runs: Sequence[Run]) -> str:
-    lines = ["| run | status | score | best at | FLOPs | final d_D | final BR | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | status | score | best at | precision | recall | FLOPs | final d_D "
+             "| final BR | seconds |", "|---" * 10 + "|"]
     for r in runs:
         s = r.summary or {}
         ev = s.get("eval") or {}
         cells = [r.record["name"], r.status if not r.error else f"failed: {r.error[:60]}",
                  _num(r.score, "{:.2f}"), str(ev.get("best_iteration", "–")),
+                 *(_num(r.at_best(key), "{:.3f}") for key in PR_KEYS),
                  _num(r.flops, "{:.2%}"), _num(s.get("density_d"), "{:.3f}"),
                  _num(s.get("br_avg"), "{:.3f}"), _num(s.get("seconds_this_process"), "{:.0f}")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -315,7 +324,8 @@ def aggregate(runs: Sequence[Run]) -> dict[str, Any]:
     for r in runs:
         s = r.summary or {}
         out.append({**r.record, "label": r.label, "status": r.status, "score": r.score,
-                    "score_name": (s.get("eval") or {}).get("name"), "flops_total": r.flops,
+                    "score_name": (s.get("eval") or {}).get("name"),
+                    **{key: r.at_best(key) for key in PR_KEYS}, "flops_total": r.flops,
                     "br_final": s.get("br_avg"), "density_d_final": s.get("density_d"),
                     "seconds": s.get("seconds_this_process"),
                     **({"balance": r.balance_stats()} if r.summary else {})})
@@ -340,6 +350,12 @@ def render(runs: Sequence[Run], plots: dict[str, bool]) -> str:
         if name is not None:
             md += [f"## Score: best {name} (lower is better){_setting_title(setting)}", "",
                    markdown_table(group, lambda r: r.score, lambda v: f"{v:.2f}", True), ""]
+            for key in PR_KEYS:
+                if any(_finite(r.at_best(key)) for r in group if r.summary):
+                    md += [f"## {key.capitalize()} at the best {name} (higher is better)"
+                           f"{_setting_title(setting)}", "",
+                           markdown_table(group, lambda r, k=key: r.at_best(k),
+                                          lambda v: f"{v:.3f}", False), ""]
         md += [f"## Normalized training FLOPs{_setting_title(setting)}", "",
                markdown_table(group, lambda r: r.flops, lambda v: f"{100 * v:.2f}%", False), ""]
     md += ["## Balance", "", "BR is the windowed (time-averaged) balance ratio; a D check is "

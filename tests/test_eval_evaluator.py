@@ -10,6 +10,7 @@ from adapt_jax import eval as evaluation
 from adapt_jax import fid_stats
 from adapt_jax.config_base import get_base_config
 from adapt_jax.eval import evaluator, inception, metrics
+from adapt_jax.validation import ConfigError
 
 
 def eval_config(**overrides):
@@ -67,8 +68,32 @@ def test_cfd_evaluate_ranks_real_above_collapse(cfd_evaluator_and_log, data):
     _, held_images = data
     real = ev.evaluate(cycling_generator(held_images))
     collapsed = ev.evaluate(lambda n: np.repeat(held_images[:1], n, axis=0))
-    assert set(real) == {"cfd"} and isinstance(real["cfd"], float)
+    assert set(real) == {"cfd", "precision", "recall"}
+    assert all(isinstance(v, float) for v in real.values())
     assert real["cfd"] < 0.05 * collapsed["cfd"], (real, collapsed)
+    # Held-out digits lie on the real manifold and cover most of it; one repeated digit is a
+    # realistic sample that covers (almost) nothing.
+    assert real["precision"] > 0.8 and real["recall"] > 0.8, real
+    assert collapsed["recall"] < 0.01, collapsed
+
+
+def test_precision_recall_compare_with_cached_real_features(cfd_evaluator_and_log, data):
+    """As many real images as samples (a fixed subset of the source), in the score's features."""
+    source, _ = data
+    ev, _ = cfd_evaluator_and_log
+    assert ev.real_features.shape == (300, 64) and ev.real_radii.shape == (300,)
+    subset = next(evaluator.source_batches(source, 300, 300))
+    np.testing.assert_allclose(ev.real_features, ev.space.extract(subset)["features"],
+                               rtol=1e-5, atol=1e-5)
+    # Real training images against their own features: both metrics are 1.
+    scores = ev.evaluate(cycling_generator(subset))
+    assert (scores["precision"], scores["recall"]) == (1.0, 1.0)
+
+
+def test_too_few_samples_for_precision_recall_is_a_config_error(data, cache_dir):
+    source, _ = data
+    with pytest.raises(ConfigError, match="eval.num_samples=3"):
+        evaluation.create_evaluator(eval_config(num_samples=3), source, cache_dir)
 
 
 def test_reference_statistics_are_cached(cfd_evaluator_and_log, data, cache_dir, monkeypatch):
@@ -76,11 +101,13 @@ def test_reference_statistics_are_cached(cfd_evaluator_and_log, data, cache_dir,
     ev, _ = cfd_evaluator_and_log
 
     def fail(*args, **kwargs):
-        raise AssertionError("recomputed cached statistics")
+        raise AssertionError("recomputed cached statistics or features")
 
     monkeypatch.setattr(evaluator, "summarize", fail)
     again = evaluation.create_evaluator(eval_config(), source, cache_dir)
     np.testing.assert_array_equal(again.reference[0], ev.reference[0])
+    np.testing.assert_array_equal(again.real_features, ev.real_features)
+    np.testing.assert_array_equal(again.real_radii, ev.real_radii)
 
 
 def test_generate_must_return_uint8_images_at_the_source_resolution(cfd_evaluator_and_log):
@@ -143,7 +170,7 @@ def test_fid_path_end_to_end_with_random_inception(data, cache_dir, random_incep
     ev = evaluation.create_evaluator(cfg, source, cache_dir)
     assert ev.name == "fid"
     scores = ev.evaluate(cycling_generator(held_images))
-    assert set(scores) == {"fid", "is_mean", "is_std"}
+    assert set(scores) == {"fid", "is_mean", "is_std", "precision", "recall"}
     assert calls == [((2048,), (2048, 2048), (2048,), (2048, 2048))]
     assert np.isfinite(scores["fid"]) and scores["is_mean"] >= 1.0 - 1e-9
 

@@ -234,20 +234,80 @@ def test_reference_dynamic_intervals_by_hand():
     assert tot["g_dense"] == 4050 * 30 * 12
 
 
+T_DENSE, T_FINE = 6, 3  # post-hoc: T dense iterations, a prune at T, F fine-tuning ones
+
+
+def _posthoc_run(mode, cls=TrainingFlops):
+    acc = cls(G_LAYERS, D_LAYERS, batch_d=BD, batch_g=BG, n_critic=NC, mode=mode,
+              num_iters=T_DENSE + T_FINE, dense_iters=T_DENSE, g_interval=(T_DENSE, T_FINE),
+              d_interval=None, g_densities={}, d_densities={})
+    for t in range(1, T_DENSE + T_FINE + 1):
+        acc.iteration(t, G_DENS if t == T_DENSE else None, None, br_measured=False,
+                      g_event=t == T_DENSE, d_event=False)
+    return acc
+
+
 def test_reference_posthoc_counts_dense_training_then_sparse_finetuning():
-    """posthoc: T dense iterations, a prune at T, then F fine-tuning iterations at d_G: the
-    reference total is F(1) * T + F(d) * F, normalized over F(1) * (T + F)."""
-    t_dense, t_fine = 6, 3
-    acc = _accountant("reference", g_dens={}, g_interval=(t_dense, t_fine),
-                      num_iters=t_dense + t_fine)
-    for t in range(1, t_dense + t_fine + 1):
-        acc.iteration(t, G_DENS if t == t_dense else None, None, br_measured=False,
-                      g_event=t == t_dense, d_event=False)
+    """The reference total of G is F(1) * T + F(d) * F."""
+    acc = _posthoc_run("reference")
     tot = acc.totals()
-    assert tot["g"] == (4050 * t_dense + 1150 * t_fine) * 30
-    assert tot["g_dense"] == 4050 * (t_dense + t_fine) * 30
+    assert tot["g"] == (4050 * T_DENSE + 1150 * T_FINE) * 30
+    assert tot["g_dense"] == 4050 * (T_DENSE + T_FINE) * 30
     state = json.loads(json.dumps(acc.to_dict()))  # the tuple survives a JSON round trip
-    assert TrainingFlops.from_dict(state, G_LAYERS, D_LAYERS).totals() == tot
+    restored = TrainingFlops.from_dict(state, G_LAYERS, D_LAYERS)
+    assert restored.totals() == tot and restored.normalized() == acc.normalized()
+
+
+@pytest.mark.parametrize("mode", flops.MODES)
+def test_posthoc_is_normalized_by_the_t_iteration_dense_run(mode):
+    """Paper Appendix E.3: post-hoc costs "around 150%" of the dense run of T iterations: the
+    T dense iterations count fully and D stays dense while G fine-tunes, so it exceeds 1."""
+    acc = _posthoc_run(mode)
+    m_g, m_d = flops.iteration_multipliers(mode, batch_d=BD, batch_g=BG, n_critic=NC)
+    m_d *= NC if mode == "reference" else 1  # the reference's n_critic quirk
+    g = (4050 * T_DENSE + 1150 * T_FINE) * m_g
+    d = 2605 * (T_DENSE + T_FINE) * m_d
+    paper = acc.normalized()
+    assert paper["g"] == pytest.approx(g / (4050 * T_DENSE * m_g))
+    assert paper["d"] == pytest.approx((T_DENSE + T_FINE) / T_DENSE)
+    assert paper["total"] == pytest.approx((g + d) / ((4050 * m_g + 2605 * m_d) * T_DENSE))
+    assert 1.0 < paper["total"] < 1.5
+    same = acc.normalized(same_length=True)
+    assert same["total"] == pytest.approx((g + d) / ((4050 * m_g + 2605 * m_d) * 9))
+    assert same["total"] < 1.0
+    report = acc.report()
+    assert report["normalized"] == paper and report["dense_iterations"] == T_DENSE
+    assert report["normalized_vs_dense_9_iterations"] == same
+
+
+def test_report_has_no_extra_when_the_dense_run_is_as_long():
+    assert _run_static(_accountant("exact")).report().keys() == {"normalized"}
+
+
+def test_ledger_keeps_both_modes_and_leads_with_the_configured_one():
+    ledger = _posthoc_run("exact", flops.FlopsLedger)
+    for mode in flops.MODES:
+        assert ledger.books[mode].totals() == _posthoc_run(mode).totals()
+    assert ledger.normalized() == _posthoc_run("exact").normalized()
+    assert ledger.totals() == _posthoc_run("exact").totals()
+    summary = ledger.summary()
+    assert summary["lead"] == "exact"
+    assert {m: summary[m] for m in flops.MODES} == {m: _posthoc_run(m).report()
+                                                     for m in flops.MODES}
+    assert summary["reference"]["normalized"] != summary["exact"]["normalized"]
+    state = json.loads(json.dumps(ledger.to_dict()))
+    restored = flops.FlopsLedger.from_dict(state, G_LAYERS, D_LAYERS)
+    assert restored.summary() == summary
+    assert json.loads(json.dumps(restored.to_dict())) == state
+
+
+def test_ledger_restores_a_single_mode_state():
+    """A checkpoint written with one TrainingFlops resumes with that mode only."""
+    old = _posthoc_run("reference").to_dict()
+    del old["dense_iters"]  # states saved before dense_iters existed
+    ledger = flops.FlopsLedger.from_dict(old, G_LAYERS, D_LAYERS)
+    assert set(ledger.summary()) == {"lead", "reference"} and ledger.mode == "reference"
+    assert ledger.totals() == _posthoc_run("reference").totals()
 
 
 def test_exact_dynamic_uses_densities_in_force():
@@ -285,6 +345,8 @@ def test_misuse_is_reported():
         _accountant("exact", g_dens={"nope/kernel": 0.5})
     with pytest.raises(ValueError, match="mode"):
         _accountant("approximate")
+    with pytest.raises(ValueError, match="mode"):
+        flops.FlopsLedger(G_LAYERS, D_LAYERS, mode="approximate")
     acc = _accountant("reference")
     with pytest.raises(ValueError, match="consecutive"):
         acc.iteration(2, None, None, br_measured=False, g_event=False, d_event=False)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adapt_jax import models
+from adapt_jax import flops, models
 from adapt_jax.config_base import get_base_config
 
 TINY = dict(resolution=16, g_ch=16, d_ch=16, num_classes=10, attention=False)
@@ -114,10 +114,29 @@ def test_sngan32_parameter_counts():
     gan, g, d = abstract("sngan32")
     count = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
     assert count(g["params"]) == 4_276_739
-    assert count(d["params"]) == 1_053_825
-    # the +1 over the reference's 1,053,824 is the final dense's bias (see models/sngan.py)
-    assert named_leaves(d["params"])["linear/layer_instance/bias"].shape == (1,)
+    # optimized block 151,680 + down block 311,680 + 2 flat blocks x 295,168 + the final
+    # Linear(128, 1, bias=False)'s 128 weights: the reference's count.
+    assert count(d["params"]) == 151_680 + 311_680 + 2 * 295_168 + 128 == 1_053_824
+    assert "linear/layer_instance/bias" not in named_leaves(d["params"])
     assert (gan.z_dim, gan.num_classes, gan.resolution) == (128, 0, 32)
+
+
+def test_sngan32_discriminator_macs_by_hand():
+    """Per-sample MACs of the reference D (bias MACs per output position, none for the final
+    linear): every layer's (weight, bias) count from its shapes."""
+    gan, g, d = abstract("sngan32")
+
+    def conv(c_in, c_out, k, hw):
+        return c_in * c_out * k * k * hw * hw, c_out * hw * hw
+
+    expected = [conv(3, 128, 3, 32), conv(128, 128, 3, 32),  # pooled after: counted at 32x32
+                conv(3, 128, 1, 16),  # shortcut: pool, then 1x1 conv
+                conv(128, 128, 3, 16), conv(128, 128, 3, 16), conv(128, 128, 1, 16),
+                *[conv(128, 128, 3, 8)] * 4, (128, 0)]
+    layers = flops.gan_layer_macs(gan, g, d)[1]
+    assert [(lm.weight_macs, lm.other_macs) for lm in layers] == expected
+    assert layers[-1].name == "linear/layer_instance/kernel"
+    assert flops.total_macs(layers) == 272_498_816
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -88,8 +88,10 @@ def _fake_runs(root, with_eval=True):
         (d / "run.json").write_text(json.dumps(record))
         summary = {"flops_normalized": {"total": 0.1 + seed / 10}, "iterations": 100,
                    "density_d": 0.1, "history": {"br": [[10, 0.3], [90, 0.5]]}}
-        if with_eval:
-            summary["eval"] = {"name": "cfd", "best": score}
+        if with_eval:  # the best is the first evaluation; the last one has P = R = 0
+            summary["eval"] = {"name": "cfd", "best": score, "best_iteration": 50, "history": [
+                [50, {"cfd": score, "precision": 0.5 + seed / 10, "recall": 0.2 + seed / 10}],
+                [100, {"cfd": score + 5, "precision": 0.0, "recall": 0.0}]]}
         (d / "summary.json").write_text(json.dumps(summary))
 
 
@@ -102,10 +104,25 @@ def test_report_aggregates_seeds_and_bolds_lowest(tmp_path):
     assert "| STATIC-Balance | 15.00% ± 7.07% |" in md  # FLOPs table, not bolded
 
 
+def test_report_shows_precision_and_recall_of_the_best_evaluation(tmp_path):
+    _fake_runs(tmp_path)
+    md = open(sweep_report.write_report(str(tmp_path))).read()
+    precision = md[md.index("## Precision at the best cfd"):md.index("## Recall")]
+    assert "| STATIC-Balance | 0.550 ± 0.071 |" in precision
+    assert "| ADAPT_relax | 0.500 (n=1) |" in precision  # higher is better: nothing bolded
+    recall = md[md.index("## Recall at the best cfd"):md.index("## Normalized")]
+    assert "| STATIC-Balance | 0.250 ± 0.071 |" in recall
+    assert "| a1 | done | 14.00 | 50 | 0.600 | 0.300 |" in md
+    runs = json.load(open(tmp_path / "results.json"))["runs"]
+    got = {r["name"]: [r["precision"], r["recall"]] for r in runs}
+    assert got == {"a0": [0.5, 0.2], "a1": [0.6, pytest.approx(0.3)], "b0": [0.5, 0.2]}
+
+
 def test_report_without_eval_scores(tmp_path):
     _fake_runs(tmp_path, with_eval=False)
     md = open(sweep_report.write_report(str(tmp_path))).read()
     assert "No run reports an evaluation score" in md and "## Score" not in md
+    assert "## Precision" not in md and "## Recall" not in md
     assert "## Normalized training FLOPs" in md
     assert not (tmp_path / "score_vs_flops.png").exists() and (tmp_path / "br.png").exists()
 

@@ -2,9 +2,11 @@
 
     from adapt_jax import eval as evaluation
     ev = evaluation.create_evaluator(cfg.eval, source, cache_dir)
-    scores = ev.evaluate(generate)   # {'fid', 'is_mean', 'is_std'} or {'cfd'}; ev.name is primary
+    scores = ev.evaluate(generate)   # {'fid', 'is_mean', 'is_std'} or {'cfd'}, each with
+                                     # 'precision' and 'recall'; ev.name is primary
 """
 
+from adapt_jax.eval.best import update_best
 from adapt_jax.eval.evaluator import Evaluator, create_evaluator
 from adapt_jax.eval.inception import InceptionV3, load_inception_params
 from adapt_jax.eval.metrics import (
@@ -27,4 +29,5 @@ __all__ = [
     "load_inception_params",
     "load_stats",
     "save_stats",
+    "update_best",
 ]

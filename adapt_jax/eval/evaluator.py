@@ -1,7 +1,9 @@
-"""The trainer's evaluation entry point: FID (+IS) when Inception weights exist, else CFD.
+"""The trainer's evaluation entry point: FID (+IS) when Inception weights exist, else CFD, each
+with precision and recall in the same feature space.
 
 `create_evaluator` picks the feature space once (and says which, loudly, when it is not FID),
-prepares the reference statistics (a stats file, or the data source's own, cached), and returns an
+prepares the reference statistics (a stats file, or the data source's own, cached) and the real
+features precision/recall compare with (a fixed subset of the source, cached), and returns an
 `Evaluator` whose `evaluate(generate)` streams generated batches through the features.
 """
 
@@ -15,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from adapt_jax.eval import classifier_score, inception, metrics, storage
+from adapt_jax.eval import classifier_score, inception, metrics, precision_recall, storage
+from adapt_jax.validation import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +79,24 @@ class Summary:
     mu: np.ndarray
     sigma: np.ndarray
     logits: np.ndarray | None  # only for feature spaces with a classifier head worth an IS
+    features: np.ndarray | None = None  # only when asked for (precision/recall)
 
 
-def summarize(batches: Iterator[np.ndarray], extract: Extractor) -> Summary:
-    """Feature mean/covariance (streaming) and, when provided, the logits of all images."""
-    acc, logits = metrics.StatsAccumulator(), []
+def summarize(batches: Iterator[np.ndarray], extract: Extractor,
+              keep_features: bool = False) -> Summary:
+    """Feature mean/covariance (streaming), the logits of all images when the network has them,
+    and all features (float32) when `keep_features`."""
+    acc, logits, features = metrics.StatsAccumulator(), [], []
     for images in batches:
         out = extract(images)
         acc.update(out["features"])
         if "logits" in out:
             logits.append(out["logits"])
+        if keep_features:
+            features.append(np.asarray(out["features"], np.float32))
     mu, sigma = acc.finalize()
-    return Summary(mu, sigma, np.concatenate(logits) if logits else None)
+    return Summary(mu, sigma, np.concatenate(logits) if logits else None,
+                   np.concatenate(features) if keep_features else None)
 
 
 def source_batches(source: Any, num: int, batch_size: int) -> Iterator[np.ndarray]:
@@ -129,15 +138,44 @@ def reference_stats(space: FeatureSpace, source: Any, cache_dir: str, batch_size
     return arrays["mu"], arrays["sigma"]
 
 
+def reference_features(space: FeatureSpace, source: Any, num: int, cache_dir: str,
+                       batch_size: int, k: int = precision_recall.DEFAULT_K
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Features of a fixed subset of `num` source images and their k-NN radii, computed once
+    per (source, network, num, k).
+
+    As many real as generated images (or the whole source when smaller), as in Kynkäänniemi et
+    al.: the radii, hence both metrics, depend on the set sizes.
+    """
+    num = min(int(source.num_examples), num)
+    key = storage.fingerprint(space.kind, space.cache_tag, num, k,
+                              storage.source_fingerprint(source))
+    path = (os.path.join(cache_dir, f"ref_features_{space.name}_{key}.npz") if cache_dir
+            else None)
+
+    def compute() -> dict[str, np.ndarray]:
+        logger.info("computing %s features of %d source images for precision/recall",
+                    space.name, num)
+        s = summarize(source_batches(source, num, batch_size), space.extract, keep_features=True)
+        return {"features": s.features, "radii": precision_recall.knn_radii(s.features, k)}
+
+    arrays = storage.cached(path, compute)
+    return arrays["features"], arrays["radii"]
+
+
 @dataclasses.dataclass
 class Evaluator:
-    """`evaluate(generate)` -> {name: Fréchet distance (lower is better), ...}."""
+    """`evaluate(generate)` -> {name: Fréchet distance (lower is better), 'precision',
+    'recall' (higher is better), ...}."""
 
     space: FeatureSpace
     reference: tuple[np.ndarray, np.ndarray]
     num_samples: int
     batch_size: int
     resolution: int
+    real_features: np.ndarray
+    real_radii: np.ndarray
+    k: int = precision_recall.DEFAULT_K
 
     @property
     def name(self) -> str:
@@ -149,8 +187,10 @@ class Evaluator:
 
     def evaluate(self, generate: Generate) -> dict[str, float]:
         batches = generated_batches(generate, self.num_samples, self.batch_size, self.resolution)
-        s = summarize(batches, self.space.extract)
+        s = summarize(batches, self.space.extract, keep_features=True)
         result = {self.name: metrics.frechet_distance(s.mu, s.sigma, *self.reference)}
+        result.update(precision_recall.precision_recall(
+            self.real_features, s.features, self.k, self.real_radii))
         if s.logits is not None:
             result["is_mean"], result["is_std"] = metrics.inception_score(
                 metrics.softmax(s.logits), IS_SPLITS)
@@ -158,7 +198,16 @@ class Evaluator:
 
 
 def create_evaluator(eval_cfg: Any, source: Any, cache_dir: str) -> Evaluator:
-    """Evaluator for `eval_cfg` (num_samples, batch_size, inception_path, fid_stats_path)."""
+    """Evaluator for `eval_cfg` (num_samples, batch_size, inception_path, fid_stats_path).
+
+    Precision and recall always compare with the training source's images: a stats file
+    (`eval.fid_stats_path`) holds no features.
+    """
+    k = precision_recall.DEFAULT_K
+    if int(eval_cfg.num_samples) <= k or int(source.num_examples) <= k:
+        raise ConfigError(f"config.eval.num_samples={eval_cfg.num_samples} with a source of "
+                          f"{source.num_examples} images: precision/recall (k={k} nearest "
+                          f"neighbours) need more than {k} of each; raise eval.num_samples.")
     batch_size = int(eval_cfg.batch_size)
     space = feature_space(eval_cfg.inception_path, source, cache_dir, batch_size)
     if space.name == "fid" and eval_cfg.fid_stats_path:
@@ -173,6 +222,10 @@ def create_evaluator(eval_cfg: Any, source: Any, cache_dir: str) -> Evaluator:
                              f"{inception.POOL_DIM}-d (pool_3)")
     else:
         reference = reference_stats(space, source, cache_dir, batch_size)
-    logger.info("evaluation: %s on %d samples", space.description, int(eval_cfg.num_samples))
-    return Evaluator(space, reference, int(eval_cfg.num_samples), batch_size,
-                     int(source.resolution))
+    num_samples = int(eval_cfg.num_samples)
+    real_features, real_radii = reference_features(space, source, num_samples, cache_dir,
+                                                   batch_size, k)
+    logger.info("evaluation: %s, precision and recall (k=%d, %d real images) on %d samples",
+                space.description, k, len(real_features), num_samples)
+    return Evaluator(space, reference, num_samples, batch_size, int(source.resolution),
+                     real_features, real_radii, k)

@@ -140,6 +140,8 @@ class Discriminator(nn.Module):
 
     The first block is SNGAN's optimized block. Unconditional: final dense is 'linear' (maskable,
     as the reference masks the last layer); conditional: 'head' = classifier + projection (dense).
+    `linear_bias=False` drops the unconditional final dense's bias (SNGAN's `Linear(128, 1,
+    bias=False)`).
     """
 
     widths: tuple[int, ...]
@@ -149,6 +151,7 @@ class Discriminator(nn.Module):
     pool: str = "sum"
     attention_res: int = 0
     hidden_in: bool = False
+    linear_bias: bool = True
 
     @nn.compact
     def __call__(self, x: Array, y: Array | None = None, *, update_stats: bool) -> Array:
@@ -169,7 +172,8 @@ class Discriminator(nn.Module):
                 h, y, update_stats=update_stats
             )
         else:
-            out = layers.dense(h, 1, self.spec, name="linear", update_stats=update_stats)[:, 0]
+            out = layers.dense(h, 1, self.spec, name="linear", use_bias=self.linear_bias,
+                               update_stats=update_stats)[:, 0]
         return out.astype(jnp.float32)
 
 

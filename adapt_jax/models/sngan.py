@@ -2,12 +2,11 @@
 
 G: dense -> up-blocks of constant width g_ch -> BN-ReLU-conv3-tanh, no spectral norm.
 D: optimized down block, more down blocks, then 2 non-down blocks of constant width d_ch,
-ReLU, global *sum* pool, dense -> 1; spectral norm on every conv/dense of D. PyTorch default init.
+ReLU, global *sum* pool, dense -> 1 without bias (the reference's `Linear(128, 1, bias=False)`);
+spectral norm on every conv/dense of D. PyTorch default init.
 
-Parameter counts of `sngan32` (g_ch 256, d_ch 128): G 4,276,739. D 1,053,825 = the reference's
-1,053,824 (bias-free final Linear) + 1: our final dense keeps its bias, the one tensor set that
-reproduces the count SPEC §8 demands (optimized block 151,680 + down block 311,680 + 2 x 295,168
-+ final dense 128 weights + 1 bias). The bias is never masked, so the masked set is unchanged.
+Parameter counts of `sngan32` (g_ch 256, d_ch 128): G 4,276,739; D 1,053,824 = optimized block
+151,680 + down block 311,680 + 2 x 295,168 + final dense 128 weights, as the reference's.
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ def build(
         pool="sum",
         attention_res=attn,
         hidden_in=True,
+        linear_bias=False,
     )
     return GAN(gen, disc, z_dim=z_dim, num_classes=num_classes, resolution=resolution)
 
