@@ -340,7 +340,7 @@ class TrainingFlops:
                   n_critic=d["n_critic"], num_iters=d["num_iters"], mode=d["mode"],
                   g_interval=d["g_interval"], d_interval=d["d_interval"],
                   g_densities=d["g_densities"], d_densities=d["d_densities"],
-                  dense_iters=d.get("dense_iters"))
+                  dense_iters=d["dense_iters"])
         for net in _NETS:
             if obj._per_sample(net)[1] != d["dense_per_sample"][net]:
                 raise ValueError(f"{net.upper()} layers changed since the state was saved")
@@ -354,7 +354,8 @@ class FlopsLedger:
 
     `mode` (eval.flops_mode) leads: `normalized()`/`totals()` are its numbers (the log line and
     TensorBoard). Takes `TrainingFlops`'s arguments (less `mode`) and forwards `iteration`.
-    A state saved by a single-mode `TrainingFlops` restores that mode only.
+    Both books run from the start, so a resumed run may change `eval.flops_mode` and still
+    report the new mode's exact total.
     """
 
     def __init__(self, g_layers: Sequence[LayerMacs], d_layers: Sequence[LayerMacs], *,
@@ -383,11 +384,10 @@ class FlopsLedger:
 
     @classmethod
     def from_dict(cls, d: Mapping, g_layers: Sequence[LayerMacs],
-                  d_layers: Sequence[LayerMacs]) -> FlopsLedger:
-        if "books" not in d:  # one TrainingFlops state
-            d = {"lead": d["mode"], "books": {d["mode"]: d}}
+                  d_layers: Sequence[LayerMacs], lead: str | None = None) -> FlopsLedger:
+        """Restore `to_dict` output; `lead` (the resumed config's mode) replaces the saved."""
         obj = cls.__new__(cls)
-        obj.mode = d["lead"]
+        obj.mode = lead or d["lead"]
         obj.books = {m: TrainingFlops.from_dict(state, g_layers, d_layers)
                      for m, state in d["books"].items()}
         return obj

@@ -104,12 +104,13 @@ def build(config: ml_collections.ConfigDict) -> Components:
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"config.data: {e}") from None
     tc = config.train
+    g_growth, d_growth = methods.growth_rules(config)
     tx_g = sparse.keep_sparse(optax.adam(tc.lr_g, tc.b1, tc.b2))
     tx_d = sparse.keep_sparse(optax.adam(tc.lr_d, tc.b1, tc.b2))
     step_config = StepConfig(
         z_dim=gan.z_dim, num_classes=gan.num_classes, batch_g=tc.batch_g,
         loss=config.loss, diffaug=config.diffaug, ema=tc.ema,
-        g_growth=spec.g_growth or config.sparse.g_growth, d_growth=config.sparse.d_growth,
+        g_growth=g_growth, d_growth=d_growth,
         reset_moments_on_grow=config.sparse.reset_moments_on_grow,
         skip_nonfinite=tc.nan_policy == "skip")
     gan_steps = GanSteps(gan.generator, gan.discriminator, tx_g, tx_d, step_config)

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from adapt_jax import balance, flops, methods
+from adapt_jax import eval as evaluation
 from adapt_jax.diagnostics import SparsityDiagnostics
 from adapt_jax.state import TrainState
 from adapt_jax.training.build import Components, calibrates_band
@@ -26,17 +27,15 @@ class EvalLog:
     name: str | None = None
     best: float | None = None
     best_iteration: int | None = None
+    best_from: int = 0  # first iteration whose score may be the best (post-hoc: the prune)
     history: list = dataclasses.field(default_factory=list)
 
-    def record(self, t: int, name: str, scores: dict[str, float]) -> bool:
-        """Add the scores of iteration t; returns whether `scores[name]` is the best so far."""
+    def record(self, t: int, name: str, scores: dict[str, float], eligible_from: int) -> bool:
+        """Add the scores of iteration t; returns whether `scores[name]` became the best (the
+        rule is `eval.update_best`'s, applied to this log's fields)."""
         self.name = name
         self.history.append([t, scores])
-        value = scores[name]
-        improved = self.best is None or value < self.best
-        if improved:
-            self.best, self.best_iteration = value, t
-        return improved
+        return evaluation.update_best(self.__dict__, t, scores[name], eligible_from)
 
     def evaluated(self, t: int) -> bool:
         return any(int(entry[0]) == t for entry in self.history)
@@ -53,7 +52,7 @@ class HostState:
     data_position: int
     window: balance.BalanceWindow
     controller: balance.DensityController | None
-    flops: flops.TrainingFlops
+    flops: flops.FlopsLedger
     diagnostics: SparsityDiagnostics
     history: dict[str, list]
     eval_log: EvalLog
@@ -82,9 +81,10 @@ class HostState:
                 calibration_width=bc.calibration_width if calibrate else None)
         sched, tc = c.schedule, config.train
         g_layers, d_layers = layers
-        accountant = flops.TrainingFlops(
+        accountant = flops.FlopsLedger(
             g_layers, d_layers, batch_d=tc.batch_d, batch_g=tc.batch_g,
             n_critic=tc.n_critic, num_iters=sched.total, mode=config.eval.flops_mode,
+            dense_iters=tc.num_iters,
             g_interval=sched.g_every or ((sched.prune_at, sched.total - sched.prune_at)
                                          if c.method.posthoc else None),
             d_interval=sched.d_every,
@@ -114,7 +114,7 @@ class HostState:
         self.window.load_dict(d["window"])
         if self.controller is not None:
             self.controller.load_dict(d["controller"])
-        self.flops = flops.TrainingFlops.from_dict(d["flops"], *layers)
+        self.flops = flops.FlopsLedger.from_dict(d["flops"], *layers, lead=self.flops.mode)
         self.history = {k: [tuple(x) for x in v] for k, v in d["history"].items()}
         self.eval_log = EvalLog(**d["eval"])
         self.diagnostics.load_dict(d["diagnostics"])

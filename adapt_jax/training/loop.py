@@ -87,8 +87,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         if improved:
             best_ckpt.save(t, trainer.state, trainer.host_state_dict())
         log = trainer.host.eval_log
-        writer.write_scalars(t, {f"eval/best_{log.name}": log.best,
-                                 "eval/best_iteration": log.best_iteration})
+        if log.best is not None:  # post-hoc: no best before the prune
+            writer.write_scalars(t, {f"eval/best_{log.name}": log.best,
+                                     "eval/best_iteration": log.best_iteration})
 
     def close() -> None:
         ckpt.close()

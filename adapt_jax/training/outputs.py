@@ -45,7 +45,8 @@ def evaluate(trainer: Trainer, evaluator, t: int) -> tuple[dict[str, float], boo
         return trainer.sample(jax.random.fold_in(key, next(batch_index)), n)
 
     scores = evaluator.evaluate(generate)
-    improved = trainer.host.eval_log.record(t, evaluator.name, scores)
+    prune_at = trainer.components.schedule.prune_at
+    improved = trainer.host.eval_log.record(t, evaluator.name, scores, prune_at or 0)
     logging.info("t=%d %s: %s", t, evaluator.description, scores)
     return scores, improved
 
@@ -85,6 +86,7 @@ def finish(trainer: Trainer, grid: SampleGrid, seconds: float) -> dict[str, Any]
         "band": band,
         "flops_mode": config.eval.flops_mode,
         "flops_normalized": host.flops.normalized(),
+        "flops": host.flops.summary(),
         "d_decisions": decisions,
         "eval": host.eval_log.to_dict(),
         "history": host.history,
