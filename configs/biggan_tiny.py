@@ -1,8 +1,8 @@
 """The embedded default: a small class-conditional BigGAN on scikit-learn's digits (offline).
 
-Finishes on a 2-core CPU in a few minutes. ADAPT_relax with a 20% dense generator: D trains dense for
-the first 250 iterations, which calibrates the BR band, then starts at 20% and the balance-ratio
-controller moves it (dT_D = 250, window 250 iterations).
+Finishes on a 2-core CPU in a few minutes. ADAPT_relax with a 20% dense generator: D trains
+dense for the first 250 iterations, which calibrates the BR band, then starts at 20% and the
+balance-ratio controller moves it (dT_D = 250, window 250 iterations).
 """
 
 from adapt_jax.config_base import get_base_config
