@@ -53,7 +53,7 @@ RANGES = {
     "train.inject_nan_at": (0, math.inf, False, "an iteration (0 = never)"),
     "model.num_classes": (0, math.inf, False, "a class count (0 = unconditional)"),
 }
-# Fewest samples a score can use: the Frechet distance needs a covariance (n - 1 > 0).
+# Fewest samples the Frechet distance can use: it needs a covariance (n - 1 > 0).
 MIN_EVAL_SAMPLES = 2
 # Fields a resumed run may change without being "a different run".
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
@@ -107,10 +107,15 @@ def check_values(config: ml_collections.ConfigDict) -> None:
         if not (low <= v <= high if high_included else low <= v < high):
             interval = f"[{low:g}, {high:g}{']' if high_included else ')'}"
             raise ConfigError(f"config.{field}={v} is outside {interval}: it is {what}.")
-    if config.eval.num_samples < MIN_EVAL_SAMPLES:
+    need, why = MIN_EVAL_SAMPLES, "a covariance"
+    if config.eval.inception_path:  # the Inception Score too, over IS_SPLITS chunks
+        from adapt_jax.eval.evaluator import IS_SPLITS
+
+        need, why = max(need, IS_SPLITS), f"a covariance and {IS_SPLITS} Inception Score splits"
+    if config.eval.num_samples < need:
         raise ConfigError(f"config.eval.num_samples={config.eval.num_samples}: the score needs "
-                          f"at least {MIN_EVAL_SAMPLES} samples (a covariance); use thousands "
-                          "for a meaningful score.")
+                          f"at least {need} samples ({why}); use thousands for a meaningful "
+                          "score.")
     _check_balance(config)
     policies = [p for p in config.diffaug.split(",") if p]
     if any(p not in DIFFAUG_POLICIES for p in policies):

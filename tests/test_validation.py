@@ -41,6 +41,8 @@ INVALID = [
     ({"sparse.distribution": "snip"}, "config.sparse.distribution='snip' is unknown"),
     ({"balance.window": 1, "balance.br_every": 2}, "the window would never fill"),
     ({"eval.num_samples": 1}, "config.eval.num_samples=1: the score needs at least 2"),
+    ({"eval.num_samples": 5, "eval.inception_path": "inception_fid.npz"},
+     "needs at least 10 samples (a covariance and 10 Inception Score splits)"),
     ({"eval.every": 0}, "config.eval.every=0 must be > 0"),
     ({"eval.batch_size": 0}, "config.eval.batch_size=0 must be > 0"),
     ({"train.ema": 1.5}, "config.train.ema=1.5 is outside [0, 1)"),
