@@ -59,10 +59,6 @@ MIN_EVAL_SAMPLES = 2
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
                      "train.distributed")
-# ... except these, although under a resumable prefix: the FLOPs counted so far are in the
-# stored mode, and the per-layer densities of past mask events needed to recount them in the
-# other mode are not kept.
-NOT_RESUMABLE = ("eval.flops_mode",)
 
 
 def _get(config: ml_collections.ConfigDict, field: str):
@@ -236,8 +232,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
 
 def is_resumable_change(field: str) -> bool:
     """Whether a resumed run may change `field` (a dotted config path)."""
-    return field not in NOT_RESUMABLE and any(field == f or field.startswith(f + ".")
-                                              for f in RESUMABLE_CHANGES)
+    return any(field == f or field.startswith(f + ".") for f in RESUMABLE_CHANGES)
 
 
 def changed_fields(config: ml_collections.ConfigDict, stored: dict) -> dict[str, tuple]:
@@ -289,11 +284,8 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}"
                                 for k, (old, new) in list(changed.items())[:5])
-            frozen = [k for k in changed if k in NOT_RESUMABLE]
-            why = (f" ({', '.join(frozen)} cannot change on resume: the FLOPs counted so far "
-                   "cannot be recounted in another mode)" if frozen else "")
-            raise ConfigError(f"--workdir={workdir} holds a run of a different config ({details})"
-                              f"{why}; use a new --workdir, or the same config to resume.")
+            raise ConfigError(f"--workdir={workdir} holds a run of a different config ({details});"
+                              " use a new --workdir, or the same config to resume.")
     path = os.path.join(workdir, "config.json")
     try:
         os.makedirs(workdir, exist_ok=True)

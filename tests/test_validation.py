@@ -96,16 +96,6 @@ def test_workdir_with_checkpoints_needs_a_readable_config_json(tmp_path):
     assert (tmp_path / "config.json").read_text() == '{"method": "adapt_relax", '  # untouched
 
 
-def test_flops_mode_cannot_change_on_resume(tmp_path):
-    """The FLOPs counted so far are in the stored mode: switching mode would report one mode's
-    total under the other's name."""
-    check_workdir(tiny_config(), str(tmp_path))
-    check_workdir(tiny_config(**{"eval.num_samples": 300}), str(tmp_path))  # other eval: fine
-    with pytest.raises(ConfigError, match="eval.flops_mode: 'reference' -> 'exact'.*cannot "
-                                          "change on resume"):
-        check_workdir(tiny_config(**{"eval.flops_mode": "exact"}), str(tmp_path))
-
-
 def test_unwritable_workdir_is_one_line(tmp_path):
     """A --workdir that cannot be created or written names itself (root can write through
     chmod, so a path under a regular file stands in for a read-only directory)."""
