@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -119,8 +120,10 @@ def dense_param_bytes(params: Any) -> int:
 
 def export_run(workdir: str, out: str, checkpoint: str = "latest") -> dict[str, Any]:
     """Export the EMA generator of a run's checkpoint; returns sizes for the report."""
-    from adapt_jax.run_loading import load_generator  # orbax: the writer's dependency only
+    # orbax: the writer's dependency only
+    from adapt_jax.run_loading import load_generator, output_path
 
+    out = output_path(out)
     snap = load_generator(workdir, checkpoint)
     size = write(out, model_config=snap.config.model.to_dict(), eval_bn=snap.config.eval.bn,
                  params=snap.params, stats=snap.stats, masks=snap.masks, step=snap.step)
@@ -236,14 +239,15 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    from absl import app, flags
+    from absl import flags
 
     del argv
     f = flags.FLAGS
     try:
         info = export_run(f.workdir, f.out, f.checkpoint)
-    except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
+    except (FileNotFoundError, ValueError) as e:  # bad flags or workdir: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(f"Wrote {info['out']} (step {info['step']}): {info['bytes']} bytes = "
           f"{info['ratio']:.3f} x the dense G params ({info['dense_g_param_bytes']} bytes "
           "float32).")

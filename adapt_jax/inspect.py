@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ import jax
 from absl import app, flags
 from ml_collections import ConfigDict, config_flags
 
-from adapt_jax import flops, methods, models, sparse
+from adapt_jax import flops, methods, models, sparse, validation
 
 IsMaskable = Callable[[str, Any], bool]
 
@@ -135,7 +136,14 @@ def format_report(report: dict) -> str:
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    report = build_report(flags.FLAGS.config)
+    config = flags.FLAGS.config
+    try:
+        validation.check_values(config)
+        validation.check_model(config)
+    except validation.ConfigError as e:  # one line naming the field, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    report = build_report(config)
     print(json.dumps(report) if flags.FLAGS.json else format_report(report))
 
 

@@ -1,7 +1,9 @@
 """Read a finished (or running) workdir without building a trainer: its config and generator.
 
 Sampling and export need only the EMA generator, so they restore the checkpoint as stored
-(no target tree, no data source, no optimizer) and rebuild the model from config.json.
+(no data source, no optimizer), replicated over the current devices whatever device count
+saved it, and rebuild the model from config.json. A damaged newest step is skipped for the
+previous one, as training does (but left in place: a run may still be writing there).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import os
 from typing import Any
 
 import ml_collections
-import orbax.checkpoint as ocp
 
 from adapt_jax import models
+from adapt_jax.checkpoint import Checkpointer
 
 
 @dataclasses.dataclass
@@ -32,8 +34,23 @@ class GeneratorSnapshot:
         return models.create(self.config.model)
 
 
+def absolute(path: str) -> str:
+    """A CLI path as given by a user: relative to the cwd, `~` expanded (orbax needs absolute)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def output_path(out: str) -> str:
+    """`--out` made absolute; its directory must exist (a typo should not create a tree)."""
+    path = absolute(out)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--out={out}: directory {parent} does not exist; create it "
+                                "or choose another --out.")
+    return path
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-    path = os.path.join(workdir, "config.json")
+    path = os.path.join(absolute(workdir), "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: --workdir must be a directory written by "
                                 "`python -m adapt_jax.main`.")
@@ -53,18 +70,23 @@ def _checkpoint_dir(workdir: str, which: str) -> tuple[str, int | None]:
 
 
 def load_generator(workdir: str, checkpoint: str = "latest") -> GeneratorSnapshot:
+    workdir = absolute(workdir)
     config = load_config(workdir)
     directory, step = _checkpoint_dir(workdir, checkpoint)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"No checkpoints in {directory} (--checkpoint={checkpoint}).")
-    mngr = ocp.CheckpointManager(directory)
-    steps = sorted(mngr.all_steps())
-    if not steps or (step is not None and step not in steps):
-        raise FileNotFoundError(f"Checkpoint {checkpoint} not in {directory}; have {steps}.")
-    step = steps[-1] if step is None else step
-    args = ocp.args.Composite(state=ocp.args.StandardRestore())
-    state = mngr.restore(step, args=args)["state"]
-    mngr.close()
+    if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):
+        if checkpoint == "best":
+            raise FileNotFoundError(
+                f"{workdir} has no best checkpoint yet: one is saved at each evaluation that "
+                "improves the score (every eval.every iterations and at the end); use "
+                "--checkpoint=latest.")
+        raise FileNotFoundError(
+            f"{workdir} has no checkpoint yet: the run saves one every train.ckpt_every "
+            "iterations and at its end; wait for the first one.")
+    ckpt = Checkpointer(directory, create=False)
+    try:
+        step, state, _ = ckpt.read(step)
+    finally:
+        ckpt.manager.close()
     g = state["g"]
     return GeneratorSnapshot(config=config, step=step, params=state["ema_params"],
                              stats=dict(g["stats"]), masks=g["masks"])

@@ -12,12 +12,13 @@ the batch it was drawn in.
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import numpy as np
 
 from adapt_jax import report, sampling
-from adapt_jax.run_loading import load_generator
+from adapt_jax.run_loading import load_generator, output_path
 
 
 def parse_labels(spec: str, num: int, num_classes: int) -> np.ndarray | None:
@@ -47,8 +48,9 @@ def write_samples(workdir: str, out: str, num: int, checkpoint: str = "latest",
     """Write `num` images to `out` (.npz file or PNG directory); returns `out`."""
     if num <= 0 or batch_size <= 0:
         raise ValueError(f"--num={num} and --batch_size={batch_size} must be positive.")
+    given, out = out, output_path(out)
     if os.path.isfile(out) and not out.endswith(".npz"):
-        raise ValueError(f"--out={out} is a file: give a directory (PNGs) or a FILE.npz.")
+        raise ValueError(f"--out={given} is a file: give a directory (PNGs) or a FILE.npz.")
     snap = load_generator(workdir, checkpoint)
     gan = snap.model
     y = parse_labels(labels, num, gan.num_classes)
@@ -61,7 +63,6 @@ def write_samples(workdir: str, out: str, num: int, checkpoint: str = "latest",
         labels=y, mesh=mesh)
     if out.endswith(".npz"):
         images = np.concatenate(list(_progress(batches, num)))
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         tmp = f"{out}.tmp.npz"  # write-then-rename: a killed job leaves no truncated file
         np.savez(tmp, x=images)
         os.replace(tmp, out)
@@ -101,15 +102,16 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    from absl import app, flags
+    from absl import flags
 
     del argv
     f = flags.FLAGS
     try:
         out = write_samples(f.workdir, f.out, f.num, f.checkpoint, f.labels, f.seed,
                             f.batch_size)
-    except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
+    except (FileNotFoundError, ValueError) as e:  # bad flags or workdir: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(f"Wrote {f.num} images to {out}")
 
 

@@ -5,7 +5,7 @@
         [--workdir=runs/sweeps/NAME] [--parallel=N] [--set=train.num_iters=600 ...]
 
 Each run trains in `WORKDIR/<method>[-<strategy>][-dmax<d>]-g<d_G>-s<seed>` through
-`train.run`, so a finished run (summary.json present) is skipped and an interrupted one resumes
+`training.run`, so a finished run (summary.json present) is skipped and an interrupted one resumes
 from its last checkpoint when the same command is given again. `--parallel=N` trains N runs at a
 time in subprocesses (each `python -m adapt_jax.sweep ... --only=NAME`); the default trains them
 one after another in this process. At the end `sweep_report` writes WORKDIR/results.md and plots.
@@ -38,6 +38,7 @@ from collections.abc import Sequence
 import ml_collections
 
 from adapt_jax import methods
+from adapt_jax.sweep_state import finished, rerun_error, settings_changes
 
 STRICT_D_MAX = 0.5  # the paper's strict setting
 
@@ -225,13 +226,10 @@ def _model_name(config: ml_collections.ConfigDict) -> str:
     return f"{m.name}{m.resolution} on {config.data.source}"
 
 
-def finished(workdir: str) -> bool:
-    return os.path.isfile(os.path.join(workdir, "summary.json"))
-
-
 # -- running ---------------------------------------------------------------------------------
 def prepare(args: argparse.Namespace, runs: Sequence[RunSpec]) -> dict[str, object]:
-    """Build and validate every config before any training; write each run.json."""
+    """Build and validate every config, and check each against a run already in its directory,
+    before any training; then write each run.json."""
     from adapt_jax.validation import ConfigError, validate_config
 
     configs, errors = {}, []
@@ -239,8 +237,11 @@ def prepare(args: argparse.Namespace, runs: Sequence[RunSpec]) -> dict[str, obje
         try:
             config = build_config(args, run)
             validate_config(config)
+            problem = rerun_error(settings_changes(config, os.path.join(args.workdir, run.name)))
         except (ConfigError, ValueError, KeyError, AttributeError) as e:
-            errors.append(f"{run.name}: {e}")
+            problem = str(e)
+        if problem:
+            errors.append(f"{run.name}: {problem}")
             continue
         configs[run.name] = (run, config)
     if errors:
@@ -306,9 +307,10 @@ def train_in_subprocesses(args: argparse.Namespace, names: Sequence[str]) -> dic
                     log.close()
                     del running[name]
                     wd = os.path.join(args.workdir, name)
-                    status[name] = "done" if finished(wd) else "failed"
+                    ok = proc.returncode == 0 and finished(wd)  # an old summary.json may stay
+                    status[name] = "done" if ok else "failed"
                     print(f"[sweep] {status[name]} {name}", flush=True)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: workers checkpoint and exit (train.run)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: workers checkpoint and exit (training.run)
         for proc, log in running.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -326,7 +328,7 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def execute(args: argparse.Namespace, configs: dict[str, object]) -> dict[str, str]:
-    todo = [n for n in configs if not finished(os.path.join(args.workdir, n))]
+    todo = [n for n in configs if not finished(os.path.join(args.workdir, n), configs[n])]
     skipped = len(configs) - len(todo)
     print(f"[sweep] {len(configs)} runs: {skipped} finished (skipped), {len(todo)} to train",
           flush=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 
 import jax
 import ml_collections
 
-from adapt_jax import methods, models
+from adapt_jax import methods, models, sparse
 from adapt_jax.config_base import get_base_config
 
 
@@ -35,8 +37,25 @@ DIFFAUG_POLICIES = ("color", "translation", "cutout")
 POSITIVE_INTS = ("train.num_iters", "train.n_critic", "train.batch_d", "train.batch_g",
                  "train.log_every", "train.sample_every", "train.ckpt_every",
                  "train.keep_checkpoints", "sparse.g_update_every", "sparse.d_adjust_every",
-                 "balance.br_every", "balance.window", "eval.batch_size")
+                 "balance.br_every", "balance.window", "eval.batch_size", "eval.every",
+                 "model.z_dim", "model.g_ch", "model.d_ch")
 DENSITIES = ("sparse.density_g", "sparse.density_d", "sparse.d_min", "sparse.d_max")
+# field: (low, high, high included, why). Lows are included.
+RANGES = {
+    "train.ema": (0.0, 1.0, False, "the EMA decay; 1 would never move the EMA generator"),
+    "train.b1": (0.0, 1.0, False, "Adam's beta1"),
+    "train.b2": (0.0, 1.0, False, "Adam's beta2"),
+    "sparse.g_drop_fraction": (0.0, 1.0, True, "a fraction of G's active weights"),
+    "sparse.d_dst_drop_fraction": (0.0, 1.0, True, "a fraction of D's active weights"),
+    "sparse.dst_both_d_drop_fraction": (0.0, 1.0, True, "a fraction of D's active weights"),
+    "sparse.posthoc_finetune_fraction": (0.0, math.inf, False, "a fraction of num_iters"),
+    "train.lr_g": (0.0, math.inf, False, "a learning rate"),
+    "train.lr_d": (0.0, math.inf, False, "a learning rate"),
+    "train.inject_nan_at": (0, math.inf, False, "an iteration (0 = never)"),
+    "model.num_classes": (0, math.inf, False, "a class count (0 = unconditional)"),
+}
+# Fewest samples the Frechet distance can use: it needs a covariance (n - 1 > 0).
+MIN_EVAL_SAMPLES = 2
 # Fields a resumed run may change without being "a different run".
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
@@ -52,6 +71,15 @@ def _get(config: ml_collections.ConfigDict, field: str):
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Raise ConfigError for the first invalid field (cheap checks only; no compilation)."""
+    check_values(config)
+    _check_devices(config)
+    _check_paths(config)
+    check_model(config)
+    _check_active_weights(config)
+
+
+def check_values(config: ml_collections.ConfigDict) -> None:
+    """The checks that need neither devices, files nor the model (also used by `inspect`)."""
     try:
         methods.get_method(config.method)
         methods.initial_densities(config)
@@ -71,14 +99,25 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         if not 0.0 < v <= 1.0:
             raise ConfigError(f"config.{field}={v} is outside (0, 1]; densities are fractions "
                               "of active weights, e.g. 0.1 for 10%.")
+    for field, (low, high, high_included, what) in RANGES.items():
+        v = _get(config, field)
+        if not (low <= v <= high if high_included else low <= v < high):
+            interval = f"[{low:g}, {high:g}{']' if high_included else ')'}"
+            raise ConfigError(f"config.{field}={v} is outside {interval}: it is {what}.")
+    need, why = MIN_EVAL_SAMPLES, "a covariance"
+    if config.eval.inception_path:  # the Inception Score too, over IS_SPLITS chunks
+        from adapt_jax.eval.evaluator import IS_SPLITS
+
+        need, why = max(need, IS_SPLITS), f"a covariance and {IS_SPLITS} Inception Score splits"
+    if config.eval.num_samples < need:
+        raise ConfigError(f"config.eval.num_samples={config.eval.num_samples}: the score needs "
+                          f"at least {need} samples ({why}); use thousands for a meaningful "
+                          "score.")
     _check_balance(config)
     policies = [p for p in config.diffaug.split(",") if p]
     if any(p not in DIFFAUG_POLICIES for p in policies):
         raise ConfigError(f"config.diffaug={config.diffaug!r}: use a comma-separated subset "
                           f"of {DIFFAUG_POLICIES}, or '' for none.")
-    _check_devices(config)
-    _check_paths(config)
-    _check_model(config)
 
 
 def _check_balance(config: ml_collections.ConfigDict) -> None:
@@ -139,9 +178,7 @@ def _check_paths(config: ml_collections.ConfigDict) -> None:
                           "compute it with `python -m adapt_jax.fid_stats` or set it to ''.")
 
 
-def _check_model(config: ml_collections.ConfigDict) -> None:
-    from adapt_jax import models
-
+def check_model(config: ml_collections.ConfigDict) -> None:
     try:
         gan = models.create(config.model)
     except ValueError as e:
@@ -155,6 +192,37 @@ def _check_model(config: ml_collections.ConfigDict) -> None:
                           "biggan).")
 
 
+@functools.lru_cache(maxsize=8)
+def _maskable_shapes(model_json: str) -> tuple[dict, dict]:
+    """G's and D's maskable {layer: shape}, from an abstract init (no arrays, no compile)."""
+    gan = models.create(ml_collections.ConfigDict(json.loads(model_json)))
+    g_vars, d_vars = jax.eval_shape(gan.init, jax.random.key(0))
+    return (sparse.maskable_shapes(g_vars["params"], gan.g_is_maskable),
+            sparse.maskable_shapes(d_vars["params"], gan.d_is_maskable))
+
+
+def _check_active_weights(config: ml_collections.ConfigDict) -> None:
+    """A density so low that a layer gets no active weight trains a broken net and reports
+    NaN balance ratios; name the layer and the smallest density that gives each layer one."""
+    g_shapes, d_shapes = _maskable_shapes(config.model.to_json_best_effort())
+    d_g, d_d = methods.initial_densities(config)
+    field_d = "sparse.d_max" if methods.get_method(config.method).baseline \
+        and config.strategy == "strong" else "sparse.density_d"
+    for net, shapes, density, field in (("G", g_shapes, d_g, "sparse.density_g"),
+                                        ("D", d_shapes, d_d, field_d)):
+        if not shapes or density >= 1.0:
+            continue
+        counts = sparse.layer_counts(shapes, density, config.sparse.distribution)
+        empty = [name for name, count in counts.items() if count == 0]
+        if empty:
+            p = sparse.layer_densities(shapes, density, config.sparse.distribution)
+            need = max(density / (p[k] * math.prod(shapes[k])) for k in shapes if p[k] > 0)
+            raise ConfigError(
+                f"config.{field}={density:g} leaves {len(empty)} of {len(counts)} {net} layers "
+                f"without any active weight (first: {empty[0]}); use at least about "
+                f"{min(1.0, need):.2g}.")
+
+
 def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
     out = {}
     for k, v in d.items():
@@ -166,26 +234,69 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def is_resumable_change(field: str) -> bool:
+    """Whether a resumed run may change `field` (a dotted config path)."""
+    return any(field == f or field.startswith(f + ".") for f in RESUMABLE_CHANGES)
+
+
+def changed_fields(config: ml_collections.ConfigDict, stored: dict) -> dict[str, tuple]:
+    """{dotted field: (stored value, value in `config`)} for every field that differs."""
+    a, b = _flatten(json.loads(config.to_json_best_effort())), _flatten(stored)
+    # A field added to the library since that run started counts as its default there.
+    defaults = _flatten(json.loads(get_base_config().to_json_best_effort()))
+    b = {**{k: v for k, v in defaults.items() if k in a and k not in b}, **b}
+    return {k: (b.get(k), a.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def has_checkpoints(workdir: str) -> bool:
+    """Whether a run already saved a checkpoint (regular or best) in `workdir`."""
+    for sub in ("checkpoints", "checkpoints_best"):
+        d = os.path.join(workdir, sub)
+        if os.path.isdir(d) and any(name.isdigit() for name in os.listdir(d)):
+            return True
+    return False
+
+
+def stored_config(workdir: str) -> dict | None:
+    """The config.json of the run in `workdir`, None for a new run; ConfigError when it is
+    missing or unreadable although the run has checkpoints (they could be another config's)."""
+    path = os.path.join(workdir, "config.json")
+    hint = ("each checkpoint keeps a copy under 'config' in checkpoints/<step>/host/metadata; "
+            "put it back as config.json, or use a new --workdir")
+    if not os.path.exists(path):
+        if has_checkpoints(workdir):
+            raise ConfigError(f"--workdir={workdir} has checkpoints but no config.json, so "
+                              f"nothing shows they belong to this config; {hint}.")
+        return None
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+        if not isinstance(stored, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--workdir={workdir}: config.json is unreadable ({type(e).__name__}: "
+                          f"{e}); {hint}.") from None
+    return stored
+
+
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     """Refuse to resume a workdir that holds a run of a different config; record ours."""
-    path = os.path.join(workdir, "config.json")
-    ours = json.loads(config.to_json_best_effort())
-    if os.path.exists(path):
-        with open(path) as f:
-            theirs = json.load(f)
-        a, b = _flatten(ours), _flatten(theirs)
-        # A field added to the library since that run started counts as its default there.
-        defaults = _flatten(json.loads(get_base_config().to_json_best_effort()))
-        b = {**{k: v for k, v in defaults.items() if k in a and k not in b}, **b}
-        changed = sorted(k for k in set(a) | set(b)
-                         if a.get(k) != b.get(k)
-                         and not any(k == f or k.startswith(f + ".") for f in RESUMABLE_CHANGES))
+    stored = stored_config(workdir)
+    if stored is not None:
+        changed = {k: v for k, v in changed_fields(config, stored).items()
+                   if not is_resumable_change(k)}
         if changed:
-            details = ", ".join(f"{k}: {b.get(k)!r} -> {a.get(k)!r}" for k in changed[:5])
+            details = ", ".join(f"{k}: {old!r} -> {new!r}"
+                                for k, (old, new) in list(changed.items())[:5])
             raise ConfigError(f"--workdir={workdir} holds a run of a different config ({details});"
                               " use a new --workdir, or the same config to resume.")
-    os.makedirs(workdir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(ours, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    path = os.path.join(workdir, "config.json")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ConfigError(f"--workdir={workdir} is not writable ({type(e).__name__}: "
+                          f"{e.strerror or e}); use a writable directory.") from None

@@ -152,11 +152,14 @@ def test_generator_checks_its_inputs(exported):
 
 
 def test_cli_and_loading_without_the_trainer(run_dir, tmp_path):
-    """The CLI writes the file; a fresh process loads it importing no trainer, optax or orbax."""
+    """The CLI writes the file (paths relative to the current directory, as in the README); a
+    fresh process loads it importing no trainer, optax or orbax."""
     out = tmp_path / "cli.npz"
-    cmd = [sys.executable, "-m", "adapt_jax.export", f"--workdir={run_dir}", f"--out={out}",
-           "--checkpoint=20"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, "-m", "adapt_jax.export",
+           f"--workdir={os.path.relpath(run_dir, tmp_path)}", "--out=cli.npz", "--checkpoint=20"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=root))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "x the dense G params" in proc.stdout
     check = (
@@ -165,7 +168,7 @@ def test_cli_and_loading_without_the_trainer(run_dir, tmp_path):
         f"g = export.load({str(out)!r})\n"
         "x = np.asarray(g(np.zeros((2, g.z_dim)), np.array([1, 2])))\n"
         "assert x.shape == (2, 16, 16, 3), x.shape\n"
-        "bad = ['optax', 'orbax', 'adapt_jax.train', 'adapt_jax.steps', 'adapt_jax.config_base',\n"
+        "bad = ['optax', 'orbax', 'adapt_jax.training', 'adapt_jax.steps', 'adapt_jax.config_base',\n"
         "       'adapt_jax.run_loading', 'adapt_jax.sparse']\n"
         "print([m for m in bad if m in sys.modules])\n")
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,

@@ -100,3 +100,14 @@ def test_dense_method_is_dense_and_table_lists_every_parameter():
     names = [r["name"] for net in report.values() for r in net["layers"]]
     assert all(name in table for name in names)
     assert "(1.0000 of dense)" in table
+
+
+def test_cli_invalid_density_is_one_line(tmp_path):
+    path = tmp_path / "tiny.py"
+    path.write_text(CONFIG_FILE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "adapt_jax.inspect", f"--config={path}",
+         "--config.sparse.density_g=2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: config.sparse.density_g=2.0 is outside (0, 1]" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -15,7 +15,8 @@ import pytest
 from conftest import EVAL_CACHE, tiny_config
 
 from adapt_jax import training
-from adapt_jax.checkpoint import Checkpointer
+from adapt_jax.checkpoint import Checkpointer, StorageError
+from adapt_jax.validation import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_OVERRIDES = [
@@ -146,6 +147,15 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     summary = training.run(c, str(tmp_path))
     assert summary["iterations"] == 30
     assert Checkpointer(str(ck_dir)).steps() == [10, 20, 30]
+    # Without config.json nothing shows the checkpoints are this (other) config's: refused
+    # before anything is built, and neither checkpoints nor the best one are touched.
+    best = sorted(p.name for p in (tmp_path / "checkpoints_best").iterdir())
+    (tmp_path / "config.json").unlink()
+    other = tiny_config("static", **{"train.num_iters": 40, "model.g_ch": 16})
+    with pytest.raises(ConfigError, match="has checkpoints but no config.json"):
+        training.run(other, str(tmp_path))
+    assert Checkpointer(str(ck_dir)).steps() == [10, 20, 30]
+    assert sorted(p.name for p in (tmp_path / "checkpoints_best").iterdir()) == best
 
 
 def test_checkpoint_missing_item_falls_back_to_previous(tmp_path, caplog):
@@ -179,3 +189,169 @@ def test_nan_policy_skip_keeps_training(tmp_path):
     tr = training.Trainer(c, str(tmp_path))
     _, state, _ = Checkpointer(str(tmp_path / "checkpoints")).restore_latest(tr.state)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.d.params))
+
+
+# -- the Checkpointer on its own: a small tree, no training ----------------------------------
+def _tree(offset=0.0, rows=64):
+    """Random float32 data does not compress, so its bytes are stored as written."""
+    w = jax.random.normal(jax.random.PRNGKey(0), (rows, 64)) + offset
+    return {"w": w, "b": jax.numpy.arange(3.0) + offset}
+
+
+def _saved(directory, steps=(1, 2)):
+    ckpt = Checkpointer(str(directory))
+    for step in steps:
+        ckpt.save(step, _tree(step), {"t": step})
+    ckpt.close()
+    return directory
+
+
+def test_flipped_bytes_fail_the_digest_and_fall_back(tmp_path):
+    """64 flipped bytes in a data file decode without any orbax error; the digest catches them
+    and the previous step is restored (the damaged one moved aside)."""
+    ck_dir = _saved(tmp_path / "ck")
+    data = ck_dir / "2" / "state" / "ocdbt.process_0" / "d"
+    biggest = max(data.iterdir(), key=lambda p: p.stat().st_size)
+    raw = bytearray(biggest.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 64] = bytes(b ^ 0xFF for b in raw[middle:middle + 64])
+    biggest.write_bytes(bytes(raw))
+    plain = ocp.CheckpointManager(str(ck_dir)).restore(
+        2, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    assert not np.array_equal(np.asarray(plain["w"]), np.asarray(_tree(2)["w"]))  # silent
+    step, state, host = Checkpointer(str(ck_dir)).restore_latest(_tree())
+    assert (step, host) == (1, {"t": 1})
+    np.testing.assert_array_equal(np.asarray(state["w"]), np.asarray(_tree(1)["w"]))
+    assert (tmp_path / "ck_damaged" / "2").is_dir()
+
+
+@pytest.mark.parametrize("target,fragment", [
+    (_tree(rows=32), r"w is \(64, 64\) float32 there but \(32, 64\) float32"),
+    ({**_tree(), "extra": jax.numpy.zeros(2)}, "extra is in this config's state but not there"),
+])
+def test_a_tree_of_another_config_is_refused_and_nothing_moves(tmp_path, target, fragment):
+    """A stored tree that does not fit the current state means another config or code
+    version, not damage: one error naming the difference, every step left where it was."""
+    ck_dir = _saved(tmp_path / "ck")
+    with pytest.raises(ConfigError, match=fragment + ".*use a new --workdir"):
+        Checkpointer(str(ck_dir)).restore_latest(target)
+    assert Checkpointer(str(ck_dir)).steps() == [1, 2]
+    assert not (tmp_path / "ck_damaged").exists()
+
+
+def test_best_checkpoint_is_replaced_only_by_a_better_score(tmp_path):
+    """The best step of an earlier life of the run (say its regular checkpoints were damaged
+    and training restarted) is not replaced by a worse score; a better one or the same step
+    recomputed after a resume is."""
+    best = Checkpointer(str(tmp_path / "best"), keep=1)
+    assert best.save_best(30, _tree(), {"eval": {"best": 5.0}}, 5.0)
+    best.close()
+    best = Checkpointer(str(tmp_path / "best"), keep=1)  # a new process: score read from disk
+    assert not best.save_best(40, _tree(), {"eval": {"best": 7.0}}, 7.0)
+    assert best.save_best(30, _tree(1), {"eval": {"best": 5.0}}, 5.0)  # the same step again
+    assert best.save_best(50, _tree(), {"eval": {"best": 4.0}}, 4.0)
+    best.close()
+    assert Checkpointer(str(tmp_path / "best")).steps() == [50]
+
+
+def test_disk_full_while_saving_is_one_clear_error(tmp_path, monkeypatch):
+    """Tensorstore reports a full disk as a RESOURCE_EXHAUSTED ValueError, at save or from the
+    background thread at the next wait; both become StorageError (printed as one line)."""
+    full = ValueError("RESOURCE_EXHAUSTED: Error writing \"w/0.0\" in OCDBT database: Failed "
+                      "to write 379572 bytes to file 6: No space left on device "
+                      "[os_error_code='28']")
+    ckpt = Checkpointer(str(tmp_path / "ck"))
+    ckpt.save(1, _tree(), {"t": 1})
+
+    def fail(*args, **kwargs):
+        raise full
+
+    monkeypatch.setattr(ckpt.manager, "save", fail)
+    with pytest.raises(StorageError, match=r"could not write checkpoint 2 in .*\(No space left "
+                                           r"on device\); free disk space"):
+        ckpt.save(2, _tree(), {"t": 2})
+    monkeypatch.setattr(ckpt.manager, "wait_until_finished", fail)
+    ckpt._pending = 3  # an async save in flight whose background write failed
+    with pytest.raises(StorageError, match="could not write checkpoint 3"):
+        ckpt.wait()
+    monkeypatch.setattr(ckpt.manager, "wait_until_finished", lambda: None)
+    monkeypatch.setattr(ckpt.manager, "save", lambda *a, **k: (_ for _ in ()).throw(
+        ValueError("a bug, not the disk")))
+    with pytest.raises(ValueError, match="a bug, not the disk"):  # not disguised as storage
+        ckpt.save(4, _tree(), {"t": 4})
+    monkeypatch.undo()
+    assert Checkpointer(str(tmp_path / "ck")).steps() == [1]
+
+
+def test_unwritable_checkpoint_directory_is_one_clear_error(tmp_path):
+    """Checked before orbax starts its save threads (which would wait minutes for a step
+    directory that cannot be created). Root writes through chmod, so the directory is
+    replaced by a file, which fails for every user."""
+    ckpt = Checkpointer(str(tmp_path / "ck"))
+    shutil.rmtree(tmp_path / "ck")
+    (tmp_path / "ck").write_text("")
+    with pytest.raises(StorageError, match="could not write checkpoint 1 .*Not a directory"):
+        ckpt.save(1, _tree(), {"t": 1})
+    with pytest.raises(StorageError, match="could not write the checkpoint directory"):
+        Checkpointer(str(tmp_path / "ck" / "sub"))
+
+
+def test_read_only_checkpoint_directory_is_one_clear_error(tmp_path):
+    ckpt = Checkpointer(str(tmp_path / "ck"))
+    (tmp_path / "ck").chmod(0o500)
+    try:
+        if os.access(tmp_path / "ck", os.W_OK):
+            pytest.skip("this user can write to read-only directories (root)")
+        with pytest.raises(StorageError, match="Permission denied"):
+            ckpt.save(1, _tree(), {"t": 1})
+    finally:
+        (tmp_path / "ck").chmod(0o700)
+
+
+# -- device counts ----------------------------------------------------------------------------
+DEVICES_SCRIPT = """
+import sys, jax
+sys.path.insert(0, 'tests')
+from test_reliability import _save_or_restore
+assert jax.device_count() == int(sys.argv[1]), jax.devices()
+_save_or_restore(sys.argv[2], sys.argv[3])
+"""
+
+
+def _save_or_restore(workdir: str, mode: str) -> None:
+    """'save': checkpoint a fresh trainer's state as step 7. 'restore': the trainer resumes it,
+    and sample and export read it, on this process's devices."""
+    from adapt_jax import export, sample
+    from adapt_jax.validation import check_workdir
+
+    c = tiny_config("static")
+    tr = training.Trainer(c, workdir)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    if mode == "save":
+        check_workdir(c, workdir)
+        ckpt.save(7, tr.state, tr.host_state())
+        ckpt.close()
+        return
+    step, state, _ = ckpt.restore_latest(tr.state)  # the digest proves the values are intact
+    n = jax.device_count()
+    assert step == 7 and all(len(x.sharding.device_set) == n for x in jax.tree.leaves(state))
+    out = sample.write_samples(workdir, os.path.join(workdir, f"s{n}.npz"), num=4, batch_size=4)
+    assert np.load(out)["x"].shape == (4, 16, 16, 3)
+    assert export.export_run(workdir, os.path.join(workdir, f"g{n}.npz"))["step"] == 7
+
+
+def _on_devices(n: int, workdir, mode: str) -> None:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".pytest_cache", "jax_cache"))
+    proc = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, str(n), str(workdir), mode],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_checkpoint_of_4_devices_restores_on_2_and_1(tmp_path):
+    """Restored arrays take the current mesh's shardings, not the saved ones."""
+    _on_devices(4, tmp_path, "save")
+    _on_devices(2, tmp_path, "restore")
+    assert jax.device_count() == 1
+    _save_or_restore(str(tmp_path), "restore")

@@ -1,6 +1,8 @@
-"""The sample CLI on a real (tiny) run: count, dtype, determinism, labels, .npz and PNG output."""
+"""The sample CLI on a real (tiny) run: count, dtype, determinism, labels, .npz and PNG output,
+paths as users type them, damaged checkpoints and one-line errors."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,8 +12,10 @@ from conftest import tiny_config
 from PIL import Image
 
 from adapt_jax import sample, sampling, training
+from adapt_jax.run_loading import load_generator
 
 SHAPE = (16, 16, 3)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +92,70 @@ def test_bad_requests_say_what_is_wrong(run_dir, tmp_path):
         sample.write_samples(run_dir, out, num=2, labels="10")
     with pytest.raises(ValueError, match="'latest', 'best' or a step"):
         sample.write_samples(run_dir, out, num=2, checkpoint="newest")
-    with pytest.raises(FileNotFoundError, match="Checkpoint 7 not in"):
+    with pytest.raises(ValueError, match=r"checkpoint 7 is not in .*it has \[20, 40\]"):
         sample.write_samples(run_dir, out, num=2, checkpoint="7")
     with pytest.raises(FileNotFoundError, match="config.json"):
         sample.write_samples(str(tmp_path / "nope"), out, num=2)
+    with pytest.raises(FileNotFoundError, match="directory .*missing does not exist"):
+        sample.write_samples(run_dir, str(tmp_path / "missing" / "x.npz"), num=2)
     with pytest.raises(ValueError, match="unconditional"):
         sample.parse_labels("3", 4, num_classes=0)
     assert sample.parse_labels("", 4, num_classes=0) is None
 
 
-def test_cli_writes_npz(run_dir, tmp_path):
+def _copy_run(run_dir, dst) -> str:
+    """config.json and checkpoints of the run (what the tools read), to damage or trim."""
+    os.makedirs(dst)
+    shutil.copy(os.path.join(run_dir, "config.json"), dst)
+    shutil.copytree(os.path.join(run_dir, "checkpoints"), os.path.join(dst, "checkpoints"))
+    return str(dst)
+
+
+def test_no_checkpoint_yet_and_no_best_yet_say_so(run_dir, tmp_path):
+    """A run that has not saved yet: the trainer has created empty checkpoint directories."""
+    wd = _copy_run(run_dir, tmp_path / "young")
+    shutil.rmtree(os.path.join(wd, "checkpoints"))
+    os.makedirs(os.path.join(wd, "checkpoints"))
+    os.makedirs(os.path.join(wd, "checkpoints_best"))
+    out = str(tmp_path / "x.npz")
+    with pytest.raises(FileNotFoundError, match="has no checkpoint yet"):
+        sample.write_samples(wd, out, num=2)
+    with pytest.raises(FileNotFoundError, match="has no best checkpoint yet.*--checkpoint=latest"):
+        sample.write_samples(wd, out, num=2, checkpoint="best")
+
+
+def test_damaged_newest_checkpoint_falls_back_without_moving_it(run_dir, tmp_path):
+    wd = _copy_run(run_dir, tmp_path / "damaged")
+    files = [p for p in (tmp_path / "damaged" / "checkpoints" / "40" / "state").rglob("*")
+             if p.is_file()]
+    biggest = max(files, key=lambda p: p.stat().st_size)
+    with open(biggest, "r+b") as f:
+        f.truncate(biggest.stat().st_size // 2)
+    assert load_generator(wd).step == 20
+    x = npz(wd, tmp_path / "a.npz", seed=3)
+    np.testing.assert_array_equal(x, npz(run_dir, tmp_path / "b.npz", seed=3, checkpoint="20"))
+    # A tool never moves files: a run may still be writing this directory.
+    assert (tmp_path / "damaged" / "checkpoints" / "40").is_dir()
+    assert not (tmp_path / "damaged" / "checkpoints_damaged").exists()
+
+
+def test_cli_takes_relative_paths_and_reports_errors_in_one_line(run_dir, tmp_path):
+    """The README's command as written: --workdir and --out relative to the current directory
+    (orbax itself wants absolute paths); `~` works the same way."""
+    cwd, name = os.path.split(run_dir)
+    env = dict(os.environ, PYTHONPATH=ROOT, HOME=str(tmp_path))
     out = tmp_path / "cli.npz"
-    cmd = [sys.executable, "-m", "adapt_jax.sample", f"--workdir={run_dir}", "--num=3",
-           f"--out={out}", "--checkpoint=best", "--labels=cycle", "--seed=4", "--batch_size=4"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "adapt_jax.sample", f"--workdir={name}", "--num=3",
+           "--out=~/cli.npz", "--checkpoint=best", "--labels=cycle", "--seed=4",
+           "--batch_size=4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Wrote 3 images" in proc.stdout
     with np.load(out) as f:
         assert f["x"].shape == (3, *SHAPE) and f["x"].dtype == np.uint8
+    cmd = [sys.executable, "-m", "adapt_jax.sample", f"--workdir={name}", "--num=3",
+           "--out=no/such/dir/x.npz"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --out=no/such/dir/x.npz: ")
+    assert "Traceback" not in proc.stderr

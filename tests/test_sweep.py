@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from adapt_jax import sweep, sweep_report
+from adapt_jax.validation import check_workdir
 
 # The tiny model of conftest.tiny_config, as --set overrides of the digits config.
 TINY = [
@@ -74,6 +75,34 @@ def test_sweep_trains_skips_and_reports(tmp_path):
     runs = json.load(open(os.path.join(wd, "results.json")))["runs"]
     adapt = next(r for r in runs if r["method"] == "adapt_relax")
     assert adapt["balance"]["checks"] >= 1 and adapt["status"] == "done"
+
+
+def test_rerun_with_other_settings_is_refused_never_relabelled(tmp_path):
+    """The same sweep again with another --set: a finished run is not skipped under the new
+    settings (nor its run.json rewritten); only a longer num_iters continues it (resuming
+    extends the run), and settings that change no result are ignored."""
+    base = ["--config=configs/biggan_tiny.py", "--methods=static", "--densities=0.3",
+            f"--workdir={tmp_path}", *(f"--set={s}" for s in TINY)]
+
+    def prepared(*extra):
+        args = sweep.parse_args(base + list(extra))
+        return args, sweep.prepare(args, sweep.build_grid(args))
+
+    args, configs = prepared()
+    (name, config), = configs.items()
+    wd = tmp_path / name
+    check_workdir(config, str(wd))  # what train.run records, then a finished run
+    (wd / "summary.json").write_text("{}")
+    record = (wd / "run.json").read_text()
+    assert sweep.finished(str(wd), prepared()[1][name])
+    assert sweep.finished(str(wd), prepared("--set=train.log_every=2")[1][name])
+    with pytest.raises(SystemExit, match=r"already run with other settings \(train.lr_g: "
+                                         r"0.0002 -> 0.001\); use a new --workdir"):
+        prepared("--set=train.lr_g=1e-3")
+    with pytest.raises(SystemExit, match="train.num_iters: 10 -> 5"):
+        prepared("--set=train.num_iters=5")
+    assert (wd / "run.json").read_text() == record
+    assert not sweep.finished(str(wd), prepared("--set=train.num_iters=20")[1][name])
 
 
 def _fake_runs(root, with_eval=True):

@@ -40,6 +40,19 @@ INVALID = [
     ({"eval.flops_mode": "approx"}, "config.eval.flops_mode='approx' is unknown"),
     ({"sparse.distribution": "snip"}, "config.sparse.distribution='snip' is unknown"),
     ({"balance.window": 1, "balance.br_every": 2}, "the window would never fill"),
+    ({"eval.num_samples": 1}, "config.eval.num_samples=1: the score needs at least 2"),
+    ({"eval.num_samples": 5, "eval.inception_path": "inception_fid.npz"},
+     "needs at least 10 samples (a covariance and 10 Inception Score splits)"),
+    ({"eval.every": 0}, "config.eval.every=0 must be > 0"),
+    ({"eval.batch_size": 0}, "config.eval.batch_size=0 must be > 0"),
+    ({"train.ema": 1.5}, "config.train.ema=1.5 is outside [0, 1)"),
+    ({"train.ema": 1.0}, "config.train.ema=1.0 is outside [0, 1)"),
+    ({"train.lr_d": -1e-4}, "config.train.lr_d=-0.0001 is outside [0, inf)"),
+    ({"sparse.g_drop_fraction": 2.0}, "config.sparse.g_drop_fraction=2.0 is outside [0, 1]"),
+    ({"sparse.d_dst_drop_fraction": -0.1}, "config.sparse.d_dst_drop_fraction=-0.1 is outside"),
+    ({"sparse.dst_both_d_drop_fraction": 1.5}, "dst_both_d_drop_fraction=1.5 is outside [0, 1]"),
+    ({"sparse.density_g": 1e-6}, "config.sparse.density_g=1e-06 leaves"),
+    ({"sparse.d_min": 1e-6, "sparse.density_d": 1e-6}, "config.sparse.density_d=1e-06 leaves"),
 ]
 
 
@@ -68,6 +81,40 @@ def test_workdir_of_a_different_run_is_refused(tmp_path):
     check_workdir(tiny_config(**{"train.num_iters": 80}), str(tmp_path))  # extending is fine
     with pytest.raises(ConfigError, match="holds a run of a different config"):
         check_workdir(tiny_config(**{"sparse.density_g": 0.5}), str(tmp_path))
+
+
+def test_workdir_with_checkpoints_needs_a_readable_config_json(tmp_path):
+    """Without config.json nothing shows the checkpoints are this config's: refuse, and say
+    where a copy is; the same for a config.json that is not JSON."""
+    check_workdir(tiny_config(), str(tmp_path / "fresh"))  # no checkpoints: a new run
+    (tmp_path / "checkpoints" / "10").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="has checkpoints but no config.json.*host/metadata"):
+        check_workdir(tiny_config(), str(tmp_path))
+    (tmp_path / "config.json").write_text('{"method": "adapt_relax", ')
+    with pytest.raises(ConfigError, match="config.json is unreadable"):
+        check_workdir(tiny_config(), str(tmp_path))
+    assert (tmp_path / "config.json").read_text() == '{"method": "adapt_relax", '  # untouched
+
+
+def test_unwritable_workdir_is_one_line(tmp_path):
+    """A --workdir that cannot be created or written names itself (root can write through
+    chmod, so a path under a regular file stands in for a read-only directory)."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is not writable .*use a writable directory"):
+        check_workdir(tiny_config(), str(tmp_path / "file" / "run"))
+
+
+def test_read_only_workdir_is_one_line(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("this user can write to read-only directories (root)")
+        with pytest.raises(ConfigError, match="is not writable"):
+            check_workdir(tiny_config(), str(ro))
+    finally:
+        ro.chmod(0o700)
 
 
 def test_workdir_from_an_older_version_without_a_new_field_resumes(tmp_path):

@@ -84,9 +84,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                           type(e).__name__, e)
             return
         writer.write_scalars(t, {f"eval/{k}": v for k, v in scores.items()})
-        if improved:
-            best_ckpt.save(t, trainer.state, trainer.host_state_dict())
         log = trainer.host.eval_log
+        if improved:
+            best_ckpt.save_best(t, trainer.state, trainer.host_state_dict(), score=log.best)
         if log.best is not None:  # post-hoc: no best before the prune
             writer.write_scalars(t, {f"eval/best_{log.name}": log.best,
                                      "eval/best_iteration": log.best_iteration})
