@@ -168,8 +168,8 @@ def test_cli_and_loading_without_the_trainer(run_dir, tmp_path):
         f"g = export.load({str(out)!r})\n"
         "x = np.asarray(g(np.zeros((2, g.z_dim)), np.array([1, 2])))\n"
         "assert x.shape == (2, 16, 16, 3), x.shape\n"
-        "bad = ['optax', 'orbax', 'adapt_jax.training', 'adapt_jax.steps', 'adapt_jax.config_base',\n"
-        "       'adapt_jax.run_loading', 'adapt_jax.sparse']\n"
+        "bad = ['optax', 'orbax', 'adapt_jax.training', 'adapt_jax.steps',\n"
+        "       'adapt_jax.config_base', 'adapt_jax.run_loading', 'adapt_jax.sparse']\n"
         "print([m for m in bad if m in sys.modules])\n")
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           timeout=120)
