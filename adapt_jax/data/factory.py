@@ -44,5 +44,5 @@ def make_source(data_cfg: ml_collections.ConfigDict, resolution: int,
         raise ValueError(f"model.num_classes={num_classes} but {source.description} has "
                          f"{source.num_classes} classes; set model.num_classes="
                          f"{source.num_classes}")
-    check_batch(source.num_examples, batch_size, source.description)
+    check_batch(source.num_examples, batch_size, source.description, "usable images")
     return source

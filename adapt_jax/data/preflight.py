@@ -41,10 +41,11 @@ def describe(data_cfg: ml_collections.ConfigDict) -> DataInfo:
     raise ValueError(f"unknown data.source={data_cfg.source!r}")
 
 
-def check_batch(num_examples: int, batch_size: int, description: str) -> None:
+def check_batch(num_examples: int, batch_size: int, description: str,
+                what: str = "images") -> None:
     """A dataset smaller than one D batch cannot fill a single step."""
     if num_examples < batch_size:
-        raise ValueError(f"{description} has {num_examples} usable images, fewer than one "
+        raise ValueError(f"{description} has {num_examples} {what}, fewer than one "
                          f"batch (train.batch_d={batch_size}); add images or lower "
                          f"--config.train.batch_d to at most {num_examples}")
 
