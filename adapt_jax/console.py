@@ -116,7 +116,7 @@ class ProgressBar:
 
     def close(self) -> None:
         """Leave the final state of the bar on its own line."""
-        if self._shown:
+        if self.enabled and self._t:
             self._draw()
             self.stream.write("\n")
             self.stream.flush()
@@ -162,6 +162,35 @@ def status_line(t: int, total: int, scalars: Mapping[str, float],
     if "iterations_per_sec" in scalars:
         parts.append(f"{_num(scalars['iterations_per_sec'])} it/s")
     return " | ".join(parts)
+
+
+class RunConsole:
+    """The console of one training run: the bar (on a terminal, on the processes asked), and one
+    status line per call through absl logging, so log files and pipes get it too. The bar is
+    erased before every log record of `handler` (default: absl's), so the two never mix."""
+
+    def __init__(self, total: int, band: tuple[float, float] | None = None,
+                 criterion: str = "br", bar: bool = True, stream: TextIO | None = None,
+                 handler: logging.Handler | None = None):
+        from absl import logging as absl_logging
+
+        self.band, self.criterion, self._log = band, criterion, absl_logging.info
+        self.bar = ProgressBar(total, stream=stream, enabled=None if bar else False)
+        self.handler = handler or absl_logging.get_absl_handler()
+        self._filter = self.bar.log_filter()
+        self.handler.addFilter(self._filter)
+
+    def iteration(self, t: int) -> None:
+        self.bar.update(t)
+
+    def status(self, t: int, scalars: Mapping[str, float],
+               scores: Mapping[str, float] | None = None) -> None:
+        self._log("%s", status_line(t, self.bar.total, scalars, self.band, self.criterion,
+                                    scores))
+
+    def close(self) -> None:
+        self.bar.close()
+        self.handler.removeFilter(self._filter)
 
 
 # What a finished run leaves in its workdir, for the "files" row.

@@ -88,6 +88,32 @@ def test_log_filter_erases_the_bar_before_a_record():
     assert out.getvalue().endswith("\r\033[K") and not bar._shown
 
 
+def test_run_console_logs_status_lines_and_keeps_the_bar_out_of_them(caplog):
+    out, records = Terminal(), []
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            records.append((out.getvalue().endswith("\r\033[K"), record.getMessage()))
+
+    handler = Handler()
+    run = console.RunConsole(100, band=(0.45, 0.55), stream=out, handler=handler)
+    logger = logging.getLogger("absl")
+    logger.addHandler(handler)
+    try:
+        for t in range(1, 51):
+            run.iteration(t)
+        with caplog.at_level("INFO"):
+            run.status(50, {"br_avg": 0.5, "d_loss": 1.0}, scores={"cfd": 3.0})
+        run.close()
+    finally:
+        logger.removeHandler(handler)
+    assert records == [(True, "t=50/100 | d 1 | br 0.5 [0.45,0.55] | cfd 3")]
+    assert handler.filters == [] and out.getvalue().endswith("\n")
+    quiet = console.RunConsole(10, bar=False, stream=Terminal(), handler=logging.Handler())
+    quiet.iteration(5)
+    assert quiet.bar.stream.getvalue() == ""
+
+
 SCALARS = {"d_loss": 0.8123, "g_loss": 1.234, "br": -4.57, "br_avg": 0.3147,
            "br_skipped": 0, "d_fake": 1.53, "d_real": 2.48, "density_d": 0.35,
            "density_g": 0.2, "flops_normalized_d": 0.33, "flops_normalized_total": 0.25,
