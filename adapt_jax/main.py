@@ -107,20 +107,22 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def resolve_workdir(workdir: str | None, config_filename: str) -> str:
-    """Absolute run directory (`~` expanded; default runs/<config name>); created here so a
-    path that cannot be a directory is one line, not a traceback later."""
+    """Absolute run directory (`~` expanded; default runs/<config name>). Nothing is created
+    here (a config error must not leave an empty run behind), but a path that can never be a
+    directory is refused now, in one line, rather than by a traceback later."""
     if not workdir:
         name = os.path.splitext(os.path.basename(config_filename.split(":", 1)[0]))[0]
         workdir = os.path.join("runs", name)
     path = os.path.abspath(os.path.expanduser(workdir))
-    if os.path.exists(path) and not os.path.isdir(path):
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if existing == path and not os.path.isdir(path):
         fail(f"--workdir={workdir} is a file; give a directory (it is created if missing)")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        fail(f"--workdir={workdir} cannot be created: {e.strerror or e}")
-    if not os.access(path, os.W_OK):
-        fail(f"--workdir={workdir} is not writable; choose another directory")
+    if not os.path.isdir(existing):
+        fail(f"--workdir={workdir} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK):
+        fail(f"--workdir={workdir}: {existing} is not writable; choose another directory")
     return path
 
 
