@@ -7,6 +7,7 @@ one-line change here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 
 import ml_collections
 
@@ -46,7 +47,10 @@ STRATEGIES = ("balance", "strong")
 
 def get_method(name: str) -> MethodSpec:
     if name not in METHODS:
-        raise ValueError(f"config.method={name!r} is unknown; choose one of {sorted(METHODS)}.")
+        close = difflib.get_close_matches(str(name), METHODS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"config.method={name!r} is unknown; {hint}choose one of "
+                         f"{sorted(METHODS)}.")
     return METHODS[name]
 
 

@@ -116,7 +116,7 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "conv_impl_default": layers.conv_impl(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "load_average_at_start": list(os.getloadavg()),
     }
 

@@ -131,7 +131,7 @@ def main(repeats: int) -> dict:
         "host": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "load_average_1m_at_end": os.getloadavg()[0],  # shared machines skew timings
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "maskable_params": maskable,
         "active_params": nnz,
         "density": DENSITY,

@@ -84,7 +84,7 @@ setup() {
   rm -f "$tarball"
   on_all "mkdir -p $REMOTE_DIR && tar -xzf adapt_jax.tar.gz -C $REMOTE_DIR \
     && python3 -m pip install -q -U pip && python3 -m pip install -q -U '$JAX_SPEC' \
-    && python3 -m pip install -q -e ./$REMOTE_DIR \
+    && python3 -m pip install -q -e './$REMOTE_DIR[train]' \
     && python3 -c 'import jax; print(jax.process_index(), jax.device_count())'"
 }
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
 import time
+import zlib
 
 import jax
 import numpy as np
@@ -192,6 +194,12 @@ def test_tfds_cifar10_via_mock(tfds, no_network, tmp_path):
         assert data.make_source(cfg, 16, 10).get(np.arange(2))[0].shape == (2, 16, 16, 3)
 
 
+def test_tfds_describe_reads_size_and_classes_from_metadata(tfds, no_network, tmp_path):
+    with tfds.testing.mock_data(num_examples=5):
+        cfg = data_cfg(source="tfds", name="cifar10", split="train", data_dir=str(tmp_path))
+        assert data.describe(cfg) == data.DataInfo(5, 10, "tfds:cifar10[train]")
+
+
 def test_tfds_stl10_unlabelled_via_mock(tfds, no_network):
     with tfds.testing.mock_data(num_examples=6):
         cfg = data_cfg(source="tfds", name="stl10", split="unlabelled")
@@ -259,6 +267,143 @@ def test_folder_bad_path(tmp_path, which):
     path = {"missing": str(tmp_path / "nope"), "empty": str(tmp_path), "unset": ""}[which]
     with pytest.raises(ValueError, match="data.path"):
         data.make_source(data_cfg(source="folder", path=path), 8, 0)
+
+
+def _png16(path, array: np.ndarray) -> None:
+    """A 16-bit PNG written by hand (PIL cannot write 16-bit RGB): grey (H, W), RGB (H, W, 3)."""
+    h, w = array.shape[:2]
+    colour = 2 if array.ndim == 3 else 0
+    rows = b"".join(b"\0" + array[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+GRADIENT = np.linspace(0, 65535, 16).round().astype(np.uint16)[None].repeat(16, axis=0)
+
+
+@pytest.mark.parametrize("channels", ["grey", "rgb"])
+def test_16_bit_pngs_are_scaled_not_clipped(tmp_path, channels):
+    """A 0-65535 gradient keeps its shades (convert('RGB') made 16-bit grey near-white)."""
+    array = GRADIENT if channels == "grey" else np.stack(
+        [GRADIENT, GRADIENT[:, ::-1], np.full_like(GRADIENT, 30000)], axis=-1)
+    _png16(tmp_path / "gradient.png", array)
+    source = data.make_source(data_cfg(source="folder", path=str(tmp_path)), 16, 0)
+    images, _ = source.get(np.arange(1))
+    expected = np.rint(array.astype(np.float64) / 257.0)
+    expected = np.repeat(expected[..., None], 3, -1) if channels == "grey" else expected
+    assert np.abs(images[0].astype(int) - expected).max() <= 1
+    assert images[0, 0, 0, 0] == 0 and images[0, 0, -1, 0] == 255
+
+
+def test_uint16_arrays_are_scaled():
+    from adapt_jax.data import images
+
+    np.testing.assert_array_equal(images.fit(GRADIENT, 16)[..., 1],
+                                  np.rint(GRADIENT / 257.0).astype(np.uint8))
+
+
+def _broken_files(root) -> dict[str, str]:
+    """One file per way an image can be unusable -> the reason the scan must give."""
+    write_image(root / "good" / "a.png")
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(root / "good" / "b.jpg")  # long enough to cut after headers
+    (root / "bad").mkdir()
+    (root / "bad" / "empty.png").write_bytes(b"")
+    (root / "bad" / "text.png").write_bytes(b"this is not a png")
+    png = (root / "good" / "a.png").read_bytes()
+    (root / "bad" / "cut.png").write_bytes(png[: len(png) // 2])
+    jpg = (root / "good" / "b.jpg").read_bytes()
+    (root / "bad" / "cut.jpg").write_bytes(jpg[: len(jpg) // 2])
+    return {"empty.png": "empty file", "text.png": "unreadable", "cut.png": "Truncated",
+            "cut.jpg": "truncated JPEG (no end-of-image marker)"}
+
+
+def test_folder_skips_unreadable_files_with_a_count_and_names(tmp_path, caplog):
+    reasons = _broken_files(tmp_path)
+    with caplog.at_level("WARNING"):
+        source = data.make_source(data_cfg(source="folder", path=str(tmp_path)), 8, 2)
+    assert (source.num_examples, source.num_classes, source.skipped) == (2, 2, 4)
+    images, labels = source.get(np.arange(2))  # only good files are left to decode
+    assert images.shape == (2, 8, 8, 3) and (labels == 1).all()  # 'good' is class 1 of 2
+    (warning,) = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert "skipping 4 of 6 images" in warning and "and 1 more" in warning
+    named = [name for name in reasons if name in warning]
+    assert len(named) == 3 and all(reasons[n] in warning for n in named)
+
+
+def test_folder_of_only_unreadable_files_names_one(tmp_path):
+    reasons = _broken_files(tmp_path)
+    for f in (tmp_path / "good").iterdir():
+        f.unlink()
+    with pytest.raises(ValueError, match="none of its 4 images can be read") as err:
+        data.make_source(data_cfg(source="folder", path=str(tmp_path)), 8, 0)
+    assert any(f"{name}: {why}" in str(err.value) for name, why in reasons.items())
+
+
+def test_decompression_bomb_sized_image_is_skipped_naming_the_limit(tmp_path, caplog,
+                                                                    monkeypatch):
+    write_image(tmp_path / "small.png", size=(8, 8))
+    write_image(tmp_path / "large.png", size=(25, 30))  # 750 pixels: PIL would only warn
+    write_image(tmp_path / "huge.png", size=(40, 30))  # 1200 > twice the limit: PIL refuses
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    with caplog.at_level("WARNING"):
+        source = data.make_source(data_cfg(source="folder", path=str(tmp_path)), 8, 0)
+    assert source.num_examples == 1
+    assert "large.png: 25x30 pixels, above PIL's decompression-bomb limit of 500" in caplog.text
+    assert "huge.png: Image size (1200 pixels) exceeds limit" in caplog.text
+    assert "MAX_IMAGE_PIXELS=500); shrink it" in caplog.text
+
+
+def test_fewer_images_than_one_batch_is_one_clear_error(tmp_path):
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png")
+    cfg = data_cfg(source="folder", path=str(tmp_path))
+    with pytest.raises(ValueError, match=r"has 3 usable images, fewer than one batch "
+                                         r"\(train.batch_d=4\); add images or lower "
+                                         r"--config.train.batch_d to at most 3"):
+        data.make_source(cfg, 8, 0, batch_size=4)
+    assert data.make_source(cfg, 8, 0, batch_size=3).num_examples == 3
+
+
+# ----------------------------------------------------------------------------- classes
+
+
+def test_describe_counts_without_decoding(tmp_path):
+    assert data.describe(data_cfg()) == data.DataInfo(1797, 10, "digits")
+    assert data.describe(data_cfg(use_labels=False)).num_classes == 0
+    (tmp_path / "broken.png").write_bytes(b"not decoded by describe")
+    write_image(tmp_path / "ok.png")
+    info = data.describe(data_cfg(source="folder", path=str(tmp_path)))
+    assert (info.num_examples, info.num_classes) == (2, 0)
+
+
+@pytest.mark.parametrize("layout,expected", [((), 0), (("cat", "dog", "eel"), 3)])
+def test_num_classes_follows_a_folder_unless_set(tmp_path, layout, expected):
+    for name in layout or ("",):
+        write_image(tmp_path / name / "1.png")
+    c = get_base_config()
+    c.data.update(source="folder", path=str(tmp_path))
+    c.model.num_classes = 10  # e.g. from configs/biggan_tiny.py, written for digits
+    info = data.describe(c.data)
+    note = data.resolve_num_classes(c, info, explicit=False)
+    assert c.model.num_classes == expected and f"model.num_classes={expected}" in note
+    c.model.num_classes = 7
+    assert data.resolve_num_classes(c, info, explicit=True) is None
+    assert c.model.num_classes == 7
+
+
+def test_named_model_keeps_its_own_class_count():
+    c = get_base_config()
+    c.model.update(name="biggan32", num_classes=10)  # conditional CIFAR-10 architecture
+    c.data.use_labels = False
+    assert data.resolve_num_classes(c, data.describe(c.data), explicit=False) is None
+    assert c.model.num_classes == 10
 
 
 # ----------------------------------------------------------------------------- to_global

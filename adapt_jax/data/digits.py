@@ -11,6 +11,7 @@ from adapt_jax.data import images
 from adapt_jax.data.source import Source
 
 NUM_CLASSES = 10
+NUM_EXAMPLES = 1797
 _MAX_VALUE = 16.0  # sklearn digits are ink counts in 0..16
 
 

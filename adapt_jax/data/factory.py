@@ -8,6 +8,7 @@ import ml_collections
 
 from adapt_jax.data.digits import DigitsSource
 from adapt_jax.data.folder import FolderSource
+from adapt_jax.data.preflight import check_batch
 from adapt_jax.data.source import Source
 from adapt_jax.data.tfds_source import TfdsSource
 
@@ -21,11 +22,12 @@ SOURCES: dict[str, _Builder] = {
 
 
 def make_source(data_cfg: ml_collections.ConfigDict, resolution: int,
-                num_classes: int) -> Source:
+                num_classes: int, batch_size: int = 0) -> Source:
     """Build the source named by `data_cfg.source` at the model's resolution.
 
     `num_classes` is the model's (config model.num_classes): a conditional model needs a source
-    whose labels index exactly its class embedding.
+    whose labels index exactly its class embedding. `batch_size` (train.batch_d), when given,
+    must fit in the usable examples.
     """
     if data_cfg.source not in SOURCES:
         raise ValueError(f"unknown data.source={data_cfg.source!r}; valid sources: "
@@ -42,4 +44,5 @@ def make_source(data_cfg: ml_collections.ConfigDict, resolution: int,
         raise ValueError(f"model.num_classes={num_classes} but {source.description} has "
                          f"{source.num_classes} classes; set model.num_classes="
                          f"{source.num_classes}")
+    check_batch(source.num_examples, batch_size, source.description, "usable images")
     return source

@@ -52,7 +52,7 @@ def open_data_source(name: str, split: str, data_dir: str):
             f"Cause: {err}") from err
 
 
-def _num_classes(features, split: str) -> int:
+def label_classes(features, split: str) -> int:
     """Class count of the 'label' feature; 0 for unlabelled splits (STL-10 stores -1 there)."""
     label = features["label"] if "label" in features.keys() else None
     if label is None or split.startswith("unlabelled") or not hasattr(label, "num_classes"):
@@ -69,7 +69,7 @@ class TfdsSource(Source):
     def __init__(self, name: str, split: str, data_dir: str, resolution: int,
                  use_labels: bool = True):
         builder, self._ds = open_data_source(name, split, data_dir)
-        self.num_classes = _num_classes(builder.info.features, split) if use_labels else 0
+        self.num_classes = label_classes(builder.info.features, split) if use_labels else 0
         self.num_examples = len(self._ds)
         self.resolution = resolution
         self.description = f"tfds:{name}[{split}]"
