@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 
+from adapt_jax import writers
 from adapt_jax.training.trainer import Trainer
 
 # TensorBoard codes of the controller's actions ('wait': the window was not full yet).
@@ -52,10 +53,8 @@ class DetailWriter:
     """
 
     def __init__(self, trainer: Trainer, workdir: str):
-        from clu import metric_writers
-
         self.trainer = trainer
-        self.writer = (metric_writers.SummaryWriter(workdir) if jax.process_index() == 0
+        self.writer = (writers.TensorBoardWriter(workdir) if jax.process_index() == 0
                        else None)
         self.logged = event_counts(trainer)
         self._densities_at: dict[str, int] | None = None  # event counts when last written

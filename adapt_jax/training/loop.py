@@ -13,7 +13,9 @@ import ml_collections
 from absl import logging
 
 from adapt_jax import eval as evaluation
+from adapt_jax import writers
 from adapt_jax.checkpoint import Checkpointer
+from adapt_jax.console import RunConsole
 from adapt_jax.rundir import RunDir
 from adapt_jax.training import events, outputs
 from adapt_jax.training.trainer import Trainer
@@ -45,8 +47,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     `stop_after=N` (or SIGTERM/SIGINT) ends this process after iteration N with a checkpoint,
     to be resumed by the same call; then None is returned.
     """
-    from clu import metric_writers, periodic_actions
-
     validate_config(config)
     check_workdir(config, workdir)
     rundir = RunDir(workdir)
@@ -58,9 +58,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         step, state, host = restored
         trainer.restore(state, host)
         logging.info("Resumed %s from iteration %d.", workdir, step)
-    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-    progress = periodic_actions.ReportProgress(num_train_steps=sched.total, writer=writer,
-                                               every_secs=30.0)
+    # Every scalar goes to TensorBoard (process 0); the console gets the bar and a short line.
+    writer = writers.create_writer(workdir, jax.process_index(), log_level=None)
+    console = RunConsole(sched.total, criterion=config.balance.criterion,
+                         bar=jax.process_index() == 0)
     evaluator = evaluation.create_evaluator(config.eval, trainer.components.source,
                                             config.eval.cache_dir or rundir.eval_cache)
     best_ckpt = Checkpointer(rundir.best_checkpoints, keep=1)
@@ -83,6 +84,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             logging.error("Evaluation at iteration %d failed (%s: %s); training goes on.", t,
                           type(e).__name__, e)
             return
+        console.status(t, last_scalars, scores)
         writer.write_scalars(t, {f"eval/{k}": v for k, v in scores.items()})
         log = trainer.host.eval_log
         if improved:
@@ -92,11 +94,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                                      "eval/best_iteration": log.best_iteration})
 
     def close() -> None:
+        console.close()
         ckpt.close()
         best_ckpt.close()
         stop.restore()
 
     t0, t_start, started = time.time(), trainer.t, time.time()
+    last_scalars: dict[str, float] = {}
     while trainer.t < sched.total:
         metrics = trainer.iteration()
         t = trainer.t
@@ -107,12 +111,16 @@ def run(config: ml_collections.ConfigDict, workdir: str,
             logging.warning("Stopped after iteration %d with a checkpoint; run the same "
                             "command again to resume.", t)
             return None
-        progress(t)
+        console.iteration(t)
         last = t == sched.total
         if t % tc.log_every == 0 or last:
             its = (t - t_start) / max(time.time() - t0, 1e-9)
             t0, t_start = time.time(), t
-            writer.write_scalars(t, events.periodic_scalars(trainer, metrics, its))
+            last_scalars = events.periodic_scalars(trainer, metrics, its)
+            writer.write_scalars(t, last_scalars)
+            console.band = trainer.band()
+            if t % config.eval.every and not last:  # an evaluation prints its own line
+                console.status(t, last_scalars)
             detail.layer_densities(t)
             detail.events()
         if t % tc.sample_every == 0 or last:

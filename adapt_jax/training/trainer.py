@@ -159,6 +159,11 @@ class Trainer:
     def density(self, net: str) -> float:
         return self.host.diagnostics.density(net)
 
+    def band(self) -> tuple[float, float] | None:
+        """The controller's band in force (None for methods without one)."""
+        controller = self.host.controller
+        return None if controller is None else (controller.lower, controller.upper)
+
     def flush_br(self) -> None:
         """Move pending BR terms to the host window (one transfer for many iterations)."""
         if not self.pending_br:
