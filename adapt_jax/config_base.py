@@ -59,6 +59,11 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.train.nan_policy = "stop"  # stop | skip
     c.train.inject_nan_at = 0  # testing aid: poison iteration N's real batch with NaN (0 = never)
     c.train.distributed = False  # call jax.distributed.initialize() (multi-host TPU/GPU)
+    # Where the processes of a distributed run meet; unset = JAX's auto-detection (Cloud TPU pod
+    # slices, SLURM). Set all three elsewhere, e.g. CPU processes or a GPU cluster.
+    c.train.coordinator_address = config_dict.placeholder(str)  # host:port of process 0
+    c.train.num_processes = config_dict.placeholder(int)
+    c.train.process_id = config_dict.placeholder(int)
 
     c.sparse = ml_collections.ConfigDict()
     c.sparse.density_g = 0.1

@@ -1,14 +1,19 @@
-"""What a run leaves for people to look at: sample grids, the balance plot, summary.json."""
+"""What a run leaves for people to look at: sample grids, the balance plot, summary.json.
+
+Every file goes through `paths`, so a workdir may be a bucket (`gs://...`) and no reader ever
+sees a half-written file.
+"""
 
 from __future__ import annotations
 
-import json
+import io
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from adapt_jax import paths
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -33,7 +38,9 @@ def save_png(path: str, image: np.ndarray, scale: int = 1) -> None:
     img = Image.fromarray(image)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    paths.write_bytes(path, buf.getvalue())
 
 
 def plot_balance(path: str, br: Sequence[tuple[int, float]], band: tuple[float, float],
@@ -63,13 +70,10 @@ def plot_balance(path: str, br: Sequence[tuple[int, float]], band: tuple[float, 
     ax2.set_ylabel("D density")
     ax2.set_xlabel("iteration")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    paths.write_figure(path, fig, dpi=100)
     plt.close(fig)
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
-    """Write-then-rename, so a kill never leaves a half-written result file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=float)
-    os.replace(tmp, path)
+    """Whole-file JSON write (see `paths.write_bytes`): a kill never leaves half a file."""
+    paths.write_json(path, obj)

@@ -1,4 +1,4 @@
-"""Pure training steps (SPEC §3-6): D step, G step with BR terms and G mask update, D mask
+"""Pure training steps: D step, G step with BR terms and G mask update, D mask
 change, post-hoc prune. `train.py` jits each once; every schedule-dependent input (whether BR is
 measured, whether G's mask is updated, drop fractions, D's target count) is a traced array, so
 one compiled executable per function serves the whole run.
@@ -12,6 +12,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from adapt_jax import diffaug, losses, sparse
 from adapt_jax.state import NetState, TrainState, iteration_key
@@ -63,19 +65,35 @@ def _replace_masks(net: NetState, params: Any, masks: Any, reset_moments: bool) 
     return net.replace(params=params, masks=masks, opt_state=opt_state)
 
 
-class GanSteps:
-    """The jittable step functions of one GAN, closed over its modules and optimizers."""
+def data_mesh() -> Mesh:
+    """A 1-D data-parallel mesh over every device of every process (the trainer's mesh)."""
+    return jax.make_mesh((jax.device_count(),), ("data",),
+                         axis_types=(jax.sharding.AxisType.Auto,))
 
-    def __init__(self, generator, discriminator, tx_g, tx_d, cfg: StepConfig):
+
+class GanSteps:
+    """The jittable step functions of one GAN, closed over its modules and optimizers.
+
+    `mesh` is the data-parallel mesh the batches are sharded over (default: all devices).
+    Latents drawn inside a step are pinned to its 'data' axis: nothing else in a step says how
+    to split them, and XLA would otherwise run the whole generator at full batch on every device.
+    """
+
+    def __init__(self, generator, discriminator, tx_g, tx_d, cfg: StepConfig,
+                 mesh: Mesh | None = None):
         self.G, self.D, self.tx_g, self.tx_d, self.cfg = generator, discriminator, tx_g, tx_d, cfg
+        self.batch_sharding = NamedSharding(data_mesh() if mesh is None else mesh, P("data"))
 
     # -- building blocks -------------------------------------------------------------------
     def _latents(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array | None]:
+        """z (and fake class labels) for n images, split over the data axis like the reals."""
         kz, ky = jax.random.split(key)
         z = jax.random.normal(kz, (n, self.cfg.z_dim), jnp.float32)
+        z = jax.lax.with_sharding_constraint(z, self.batch_sharding)
         if self.cfg.num_classes == 0:
             return z, None
-        return z, jax.random.randint(ky, (n,), 0, self.cfg.num_classes)
+        y = jax.random.randint(ky, (n,), 0, self.cfg.num_classes)
+        return z, jax.lax.with_sharding_constraint(y, self.batch_sharding)
 
     def generate(self, g: NetState, params: Any, z, y, *, train: bool = True):
         """G forward in train mode; returns (images, updated G stats)."""
@@ -128,7 +146,7 @@ class GanSteps:
 
     def g_step(self, state: TrainState, reals, labels, sub, measure_br, update_mask,
                drop_fraction):
-        """G update, optional BR terms (SPEC §3), optional G drop/grow, then the EMA update.
+        """G update, optional BR terms, optional G drop/grow, then the EMA update.
 
         `measure_br` and `update_mask` are traced booleans (lax.cond), so this compiles once.
         """
@@ -150,11 +168,19 @@ class GanSteps:
         state = state.replace(nonfinite_at=_note_nonfinite(state, ok))
 
         def br_terms(_):
-            # Measuring must not change training: SN/BN updates of these forwards are dropped.
-            post, _ = self.generate(new_g, new_g.params, z, y)
-            fake_post, _ = self._disc(d, d.params, post, y, ka, update_stats=False)
-            real, _ = self._disc(d, d.params, reals, labels, ka, update_stats=False)
-            return jnp.stack([fake_post.mean(), fake_pre, real.mean(), jnp.sign(real).mean()])
+            # BR's numerator is a small difference of two forwards, so both come from one
+            # compiled body (lax.map) at full float32 precision (TPUs and recent GPUs
+            # otherwise round matmuls/convs to bfloat16/TF32): an unchanged G gives exactly 0.
+            # Both use the updated G's statistics, and measuring changes nothing in training.
+            with jax.default_matmul_precision("highest"):
+                def disc_of_gen(params):
+                    fake, _ = self.generate(new_g, params, z, y)
+                    return self._disc(d, d.params, fake, y, ka, update_stats=False)[0].mean()
+
+                pair = jax.tree.map(lambda a, b: jnp.stack([a, b]), g.params, new_g.params)
+                pre_post = jax.lax.map(disc_of_gen, pair)
+                real, _ = self._disc(d, d.params, reals, labels, ka, update_stats=False)
+            return jnp.stack([pre_post[1], pre_post[0], real.mean(), jnp.sign(real).mean()])
 
         br = jax.lax.cond(measure_br, br_terms, lambda _: jnp.zeros(4, jnp.float32), None)
 
@@ -169,7 +195,7 @@ class GanSteps:
         return state.replace(g=new_g, ema_params=ema, step=state.step + 1), metrics
 
     def _ema(self, ema: Any, g: NetState, mask_changed) -> Any:
-        """EMA that stays exactly sparse: masked on a mask change, then averaged (SPEC §6)."""
+        """EMA that stays exactly sparse: masked on a mask change, then averaged."""
         ema = jax.lax.cond(mask_changed, lambda e: sparse.apply_masks(e, g.masks),
                            lambda e: e, ema)
         decay = self.cfg.ema

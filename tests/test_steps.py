@@ -1,12 +1,19 @@
-"""The jitted steps against hand computations on linear G and D (SPEC §3, §6)."""
+"""The jitted steps: hand computations on linear G and D, BR of an unchanged G, and the
+per-device batch of the compiled steps on simulated devices."""
+
+import json
+import os
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from conftest import tiny_config
 
-from adapt_jax import sparse
+from adapt_jax import sparse, train
 from adapt_jax.state import NetState, TrainState, iteration_key
 from adapt_jax.steps import GanSteps, StepConfig
 
@@ -103,3 +110,47 @@ def test_d_step_hinge_gradient_by_hand():
     np.testing.assert_allclose(m["d_loss"], loss, rtol=1e-5)
     np.testing.assert_allclose(new_state.d.params["Dense_0"]["kernel"][:, 0], v - lr * grad,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_br_of_an_unchanged_generator_is_exactly_zero(tmp_path):
+    """lr_g = 0 leaves G as it was, so D(G(z)) before and after the update must agree to the
+    bit: BR's numerator is a small difference that rounding alone must not move."""
+    tr = train.Trainer(tiny_config("adapt_relax", **{"train.lr_g": 0.0}), str(tmp_path))
+    reals, labels = tr._next_batch()
+    _, m = tr.steps["g_step"](tr.state, reals, labels, jnp.int32(1), jnp.bool_(True),
+                              jnp.bool_(False), jnp.float32(0.0))
+    fake_post, fake_pre, real, _ = np.asarray(m["br_terms"])
+    assert fake_post - fake_pre == 0.0
+    assert real != fake_pre  # a real measurement, not two zeros
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HLO_SCRIPT = """
+import json, sys, jax, jax.numpy as jnp
+sys.path.insert(0, 'tests')
+from conftest import tiny_config
+from adapt_jax import hlo, train
+assert jax.device_count() == 4, jax.devices()
+tr = train.Trainer(tiny_config('adapt_relax', **{'train.batch_g': 32}), sys.argv[1])
+x, y = tr._next_batch()
+i, yes = jnp.int32(1), jnp.bool_(True)
+lowered = {'d_step': tr.steps['d_step'].lower(tr.state, x, y, i),
+           'g_step': tr.steps['g_step'].lower(tr.state, x, y, i, yes, yes, jnp.float32(0.1))}
+print(json.dumps({k: hlo.batch_sizes(v.compile().as_text()) for k, v in lowered.items()}))
+"""
+
+
+def test_every_convolution_runs_on_its_share_of_the_batch(tmp_path):
+    """4 simulated devices, batch_d 16 and batch_g 32: every convolution of the compiled D and
+    G steps (G's forward and backward, the BR forwards, D on reals and fakes) sees a quarter of
+    its batch; a full-batch convolution means a step runs replicated instead of in parallel."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".pytest_cache", "jax_cache"))
+    proc = subprocess.run([sys.executable, "-c", HLO_SCRIPT, str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sizes = json.loads(proc.stdout.strip().splitlines()[-1])
+    # D step: G on 16/4 fakes, D on 16/4 reals + 16/4 fakes. G step: G and D on 32/4 fakes,
+    # D on 16/4 reals (BR). 16 or 32 rows would be a replicated convolution.
+    assert set(sizes["d_step"]) == {"4", "8"}, sizes
+    assert set(sizes["g_step"]) == {"4", "8"}, sizes

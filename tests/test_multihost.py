@@ -1,0 +1,160 @@
+"""JAX's multi-process mode on CPU: 2 processes x 2 simulated devices, joined over gloo.
+
+Each test starts real processes (`jax.distributed.initialize` through `adapt_jax.distributed`)
+that meet on a free local port, as the hosts of a TPU pod slice do.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from adapt_jax import distributed, preemption, sampling
+from adapt_jax.validation import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A tiny conditional generator, shared by the processes and the in-test reference.
+GENERATOR = """
+import flax.linen as nn, jax, numpy as np
+class G(nn.Module):
+    @nn.compact
+    def __call__(self, z, y, train):
+        h = z + nn.Embed(3, 5)(y)
+        return nn.tanh(nn.Dense(4 * 4 * 3)(h)).reshape(-1, 4, 4, 3)
+def make():
+    g = G()
+    params = g.init(jax.random.PRNGKey(0), np.zeros((1, 5)), np.zeros((1,), np.int32),
+                    train=False)['params']
+    return g, params
+"""
+
+SAMPLE_AND_STOP = GENERATOR + """
+import os, signal, sys, time, json
+import ml_collections
+from jax.sharding import NamedSharding, PartitionSpec as P
+from adapt_jax import distributed, preemption, sampling
+out, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+distributed.initialize(ml_collections.ConfigDict(dict(
+    distributed=True, coordinator_address=f'localhost:{port}', num_processes=2, process_id=pid)))
+stop = preemption.StopRequest()
+mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
+g, params = make()
+fn = sampling.make_generate_fn(g, batch_stats=False)
+common = dict(z_dim=5, num_classes=3, key=jax.random.PRNGKey(1), num=10, batch_size=6, mesh=mesh)
+random_labels = sampling.sample(fn, params, {}, **common)
+cycled = sampling.sample(fn, params, {}, labels=np.arange(10) % 3, **common)
+np.savez(f'{out}/images_{pid}.npz', random_labels=random_labels, cycled=cycled)
+total = jax.jit(lambda a: a.sum(), out_shardings=NamedSharding(mesh, P()))
+x = sampling.to_mesh(np.arange(8.0), NamedSharding(mesh, P('data')))
+stopped = None
+for t in range(1, 200):
+    float(total(x))  # a collective every iteration, as in training
+    if pid == 1 and t == 3:
+        os.kill(os.getpid(), signal.SIGTERM)  # the preemption notice reaches one host only
+    if stop.should_stop(t):
+        stopped = t
+        break
+    time.sleep(0.02)
+stop.restore()
+json.dump({'devices': jax.device_count(), 'processes': jax.process_count(),
+           'synced': stop.synced, 'stopped': stopped}, open(f'{out}/result_{pid}.json', 'w'))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def spawn(script: str, out, *, processes: int = 2, devices: int = 2, timeout: float = 240,
+          args: tuple = ()) -> list[subprocess.CompletedProcess]:
+    """Run `script` as `processes` JAX processes with `devices` CPU devices each."""
+    port = free_port()
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".pytest_cache", "jax_cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(out), str(port), str(i), *args],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(processes)]
+    results = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for i, r in enumerate(results):
+        assert r.returncode == 0, f"process {i}:\n{r.stderr[-3000:]}"
+    return results
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("multihost")
+    spawn(SAMPLE_AND_STOP, out)
+    return out
+
+
+def test_every_process_gets_every_sampled_image(two_processes):
+    """Batches of 6 on 4 devices (padded to 8, then cut), gathered from both processes: each
+    process holds the same images as one process on one device."""
+    namespace: dict = {}
+    exec(GENERATOR, namespace)
+    g, params = namespace["make"]()
+    fn = sampling.make_generate_fn(g, batch_stats=False)
+    common = dict(z_dim=5, num_classes=3, key=jax.random.PRNGKey(1), num=10, batch_size=6)
+    expected = {"random_labels": sampling.sample(fn, params, {}, **common),
+                "cycled": sampling.sample(fn, params, {}, labels=np.arange(10) % 3, **common)}
+    for pid in (0, 1):
+        result = json.loads((two_processes / f"result_{pid}.json").read_text())
+        assert result["devices"] == 4 and result["processes"] == 2
+        with np.load(two_processes / f"images_{pid}.npz") as got:
+            for name, want in expected.items():
+                assert got[name].shape == (10, 4, 4, 3)
+                np.testing.assert_array_equal(got[name], want)
+
+
+def test_a_preemption_notice_on_one_host_stops_every_host_after_one_iteration(two_processes):
+    results = [json.loads((two_processes / f"result_{pid}.json").read_text()) for pid in (0, 1)]
+    assert all(r["synced"] for r in results)
+    stopped = {r["stopped"] for r in results}
+    assert len(stopped) == 1 and None not in stopped, results
+    assert stopped.pop() > 3
+
+
+def test_distributed_settings_that_cannot_work_say_which_field():
+    cfg = ml_collections.ConfigDict(dict(distributed=False, coordinator_address=None,
+                                         num_processes=None, process_id=None))
+    assert distributed.initialize(cfg) is False  # not asked: nothing happens
+    cfg.distributed = True
+    for field, value, message in [("num_processes", 0, "num_processes=0 must be >= 1"),
+                                  ("process_id", 5, "process_id=5 must be in"),
+                                  ("coordinator_address", "host0", "needs a port")]:
+        bad = ml_collections.ConfigDict(cfg.to_dict())
+        bad.num_processes = 2
+        bad[field] = value
+        with pytest.raises(ConfigError, match=message):
+            distributed.initialize(bad)
+
+
+def test_one_process_stops_on_sigterm_and_gives_the_handler_back():
+    """Without JAX's distributed runtime the request is this process's own signal."""
+    before = signal.getsignal(signal.SIGTERM)
+    stop = preemption.StopRequest()
+    assert not stop.synced and not stop.should_stop(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert stop.should_stop(2)
+    stop.restore()
+    assert signal.getsignal(signal.SIGTERM) is before
