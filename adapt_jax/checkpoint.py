@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging as std_logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -26,10 +25,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adapt_jax import digest
+from adapt_jax import digest, paths
 from adapt_jax.validation import ConfigError
 
 DIGEST_KEY = "_digest"  # host JSON entry: {leaf path: digest} of the state saved with it
@@ -129,7 +129,7 @@ def replicated_target(stored: Any) -> Any:
 
 class Checkpointer:
     def __init__(self, directory: str, keep: int = 3, create: bool = True):
-        self.directory = os.path.abspath(os.path.expanduser(directory))
+        self.directory = paths.resolve(directory)  # local (absolute) or gs://
         # Damaged steps are moved here (never deleted), so a resumed run can save that step
         # again (orbax refuses to overwrite an existing step) and a person can still look at it.
         self.quarantine = self.directory.rstrip(os.sep) + "_damaged"
@@ -302,13 +302,16 @@ class Checkpointer:
     def _quarantine(self, steps: list[int]) -> None:
         """Move damaged step folders aside and reopen the manager so it forgets them."""
         self.manager.close()
-        os.makedirs(self.quarantine, exist_ok=True)
-        for step in steps:
-            src = os.path.join(self.directory, str(step))
-            dst = os.path.join(self.quarantine, str(step))
-            suffix = 0
-            while os.path.exists(dst):  # the same step damaged twice: keep both
-                suffix += 1
-                dst = os.path.join(self.quarantine, f"{step}.{suffix}")
-            shutil.move(src, dst)
+        if jax.process_index() == 0:  # a shared directory is moved once, by one process
+            paths.makedirs(self.quarantine)
+            for step in steps:
+                src = paths.join(self.directory, str(step))
+                dst = paths.join(self.quarantine, str(step))
+                suffix = 0
+                while paths.exists(dst):  # the same step damaged twice: keep both
+                    suffix += 1
+                    dst = paths.join(self.quarantine, f"{step}.{suffix}")
+                paths.move(src, dst)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("adapt_jax.checkpoint.quarantine")
         self.manager = self._open()

@@ -149,14 +149,11 @@ def main(argv: list[str]) -> None:
     logging.get_absl_handler().addFilter(_quiet_libraries)
     config = flags.FLAGS.config
     workdir = resolve_workdir(flags.FLAGS.workdir, flags.FLAGS["config"].config_filename)
-    if config.train.distributed:
-        import jax
-
-        jax.distributed.initialize()
-    from adapt_jax import console, training
+    from adapt_jax import console, distributed, training
     from adapt_jax.validation import ConfigError
 
     try:
+        distributed.initialize(config.train)  # before any other JAX call
         prepare(config, config_flags.get_override_values(flags.FLAGS["config"]))
         summary = training.run(config, workdir)
     except (ConfigError, training.NonFiniteError) as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import uuid
 from typing import Any
 
@@ -47,6 +48,14 @@ def _epath(path: str):
 def exists(path: str) -> bool:
     path = resolve(path)
     return _epath(path).exists() if is_url(path) else os.path.exists(path)
+
+
+def move(src: str, dst: str) -> None:
+    """Rename `src` (a file or directory) to `dst` (copy and delete on object stores)."""
+    if is_url(src) or is_url(dst):
+        _epath(src).rename(_epath(dst))
+    else:
+        shutil.move(src, dst)
 
 
 def makedirs(path: str) -> str:

@@ -10,8 +10,9 @@ import os
 import jax
 import ml_collections
 
-from adapt_jax import methods, models, sparse
+from adapt_jax import methods, models, paths, sparse
 from adapt_jax.config_base import get_base_config
+from adapt_jax.rundir import RunDir
 
 
 class ConfigError(ValueError):
@@ -59,7 +60,8 @@ MIN_EVAL_SAMPLES = 2
 # Fields a resumed run may change without being "a different run".
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
-                     "train.distributed")
+                     "train.distributed", "train.coordinator_address", "train.num_processes",
+                     "train.process_id")
 
 
 def _get(config: ml_collections.ConfigDict, field: str):
@@ -290,13 +292,10 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                                 for k, (old, new) in list(changed.items())[:5])
             raise ConfigError(f"--workdir={workdir} holds a run of a different config ({details});"
                               " use a new --workdir, or the same config to resume.")
-    path = os.path.join(workdir, "config.json")
+    if jax.process_index() != 0:  # one writer per run
+        return
     try:
-        os.makedirs(workdir, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        paths.write_json(RunDir(workdir).config, json.loads(config.to_json_best_effort()))
     except OSError as e:
         raise ConfigError(f"--workdir={workdir} is not writable ({type(e).__name__}: "
                           f"{e.strerror or e}); use a writable directory.") from None

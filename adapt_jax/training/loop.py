@@ -3,8 +3,6 @@ cleanly on SIGTERM/SIGINT, and finish the run."""
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from typing import Any
 
@@ -13,31 +11,14 @@ import ml_collections
 from absl import logging
 
 from adapt_jax import eval as evaluation
-from adapt_jax import writers
+from adapt_jax import workdir_lock, writers
 from adapt_jax.checkpoint import Checkpointer
 from adapt_jax.console import RunConsole
+from adapt_jax.preemption import StopRequest
 from adapt_jax.rundir import RunDir
 from adapt_jax.training import events, outputs
 from adapt_jax.training.trainer import Trainer
 from adapt_jax.validation import check_workdir, validate_config
-
-
-class StopRequest:
-    """SIGTERM/SIGINT (preemption, Ctrl-C) → finish the current iteration, checkpoint, exit."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -48,7 +29,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     to be resumed by the same call; then None is returned.
     """
     validate_config(config)
-    check_workdir(config, workdir)
+    with workdir_lock.hold(workdir) as lock:  # one run per workdir (process 0 holds it)
+        check_workdir(config, workdir)
+        return _run_locked(config, workdir, stop_after, lock)
+
+
+def _run_locked(config: ml_collections.ConfigDict, workdir: str, stop_after: int | None,
+                lock) -> dict[str, Any] | None:
     rundir = RunDir(workdir)
     trainer = Trainer(config, workdir)
     tc, sched = config.train, trainer.components.schedule
@@ -104,7 +91,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     while trainer.t < sched.total:
         metrics = trainer.iteration()
         t = trainer.t
-        if stop.requested or t == stop_after:
+        lock.refresh()
+        if stop.should_stop(t) or t == stop_after:
             save_checkpoint(metrics)
             writer.flush()
             close()

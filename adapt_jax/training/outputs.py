@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 from typing import Any
 
 import jax
 import numpy as np
 from absl import logging
 
-from adapt_jax import report
+from adapt_jax import paths, report
 from adapt_jax.rundir import RunDir
 from adapt_jax.state import EVAL_STREAM, SAMPLE_GRID_STREAM, stream_key
 from adapt_jax.training.trainer import Trainer
@@ -67,15 +66,26 @@ def finish(trainer: Trainer, grid: SampleGrid, seconds: float) -> dict[str, Any]
     """Write the end-of-run files into the workdir; returns the summary."""
     config, host = trainer.config, trainer.host
     rd = RunDir(trainer.workdir)
-    report.save_png(rd.samples, grid.image(trainer), scale=2)
+    image = grid.image(trainer)  # every process samples (a collective); process 0 writes
     band = band_summary(trainer)
+    summary = _summary(trainer, band, seconds)
+    if jax.process_index() != 0:
+        return summary
+    report.save_png(rd.samples, image, scale=2)
     report.plot_balance(rd.balance_plot, host.history["br"], (band["lower"], band["upper"]),
                         host.history["density_d"],
                         criterion="BR" if config.balance.criterion == "br" else "r_t",
                         band_from=band.get("t", 0), band_label=band["mode"])
+    paths.write_text(rd.layer_table, host.diagnostics.layer_table())
+    report.write_json_atomic(rd.summary, summary)
+    return summary
+
+
+def _summary(trainer: Trainer, band: dict[str, Any], seconds: float) -> dict[str, Any]:
+    config, host = trainer.config, trainer.host
     decisions = [] if host.controller is None else [
         dataclasses.asdict(d) for d in host.controller.decisions]
-    summary = {
+    return {
         "method": config.method,
         "strategy": config.strategy,
         "iterations": host.t,
@@ -92,9 +102,5 @@ def finish(trainer: Trainer, grid: SampleGrid, seconds: float) -> dict[str, Any]
         "history": host.history,
         "sparsity": host.diagnostics.summary(),
         "seconds_this_process": seconds,
-        "workdir": os.path.abspath(trainer.workdir),
+        "workdir": paths.resolve(trainer.workdir),
     }
-    with open(rd.layer_table, "w") as f:
-        f.write(host.diagnostics.layer_table())
-    report.write_json_atomic(rd.summary, summary)
-    return summary
