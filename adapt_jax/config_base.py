@@ -115,17 +115,16 @@ def get_base_config() -> ml_collections.ConfigDict:
 
 def set_method(c: ml_collections.ConfigDict, method: str, *, d_every_relax: int,
                d_every_strict: int, d_every_dda: int = 2000) -> ml_collections.ConfigDict:
-    """Apply the paper's per-method settings (Appendix B) for `--config=configs/x.py:METHOD`.
+    """Apply the paper's per-method settings (Appendix B) for `--config=configs/x.py:METHOD`:
+    the method table's d_max and band, and the config's dT_D for the method's controller."""
+    from adapt_jax import methods  # the table owns which method needs what
 
-    adapt_strict: d_max 0.5, D DST at d_max; dda (Sec. 5.3): band [0.5, 0.65], dT_D 2000.
-    """
+    spec = methods.get_method(method)
     c.method = method
-    if method == "adapt_strict":
-        c.sparse.d_max = 0.5
-        c.sparse.d_adjust_every = d_every_strict
-    elif method == "dda":
-        c.balance.lower, c.balance.upper = 0.5, 0.65
-        c.sparse.d_adjust_every = d_every_dda
-    else:
-        c.sparse.d_adjust_every = d_every_relax
+    if spec.paper_d_max is not None:
+        c.sparse.d_max = spec.paper_d_max
+    if spec.paper_band is not None:
+        c.balance.lower, c.balance.upper = spec.paper_band
+    c.sparse.d_adjust_every = {"strict": d_every_strict, "dda": d_every_dda}.get(
+        spec.controller, d_every_relax)
     return c

@@ -25,21 +25,36 @@ class MethodSpec:
     baseline: bool  # initial D density from `strategy` (balance/strong) rather than density_d
     posthoc: bool = False
     d_growth: str | None = None  # forced D growth rule; None = config's d_growth
+    label: str = ""  # the paper's row name in tables
+    variant: str | None = None  # regrowth shown after the row name ('SET', 'RigL')
+    controller: str | None = None  # 'dda' | 'relax' | 'strict' when d_mode == 'controlled'
+    paper_d_max: float | None = None  # the paper's d_max for this method (strict: 0.5)
+    paper_band: tuple[float, float] | None = None  # the paper's band when not [0.45, 0.55]
 
 
+# In the paper's row order: baselines first, ADAPT last.
 METHODS: dict[str, MethodSpec] = {
-    "dense": MethodSpec(False, False, None, False, "fixed", False, False),
-    "static": MethodSpec(True, False, None, True, "fixed", False, True),
-    "sdst_set": MethodSpec(True, True, "set", True, "fixed", False, True),
-    "sdst_rigl": MethodSpec(True, True, "rigl", True, "fixed", False, True),
-    "dda": MethodSpec(True, False, None, True, "controlled", False, False),
+    "dense": MethodSpec(False, False, None, False, "fixed", False, False, label="Dense"),
+    "static": MethodSpec(True, False, None, True, "fixed", False, True, label="STATIC"),
+    "sdst_set": MethodSpec(True, True, "set", True, "fixed", False, True, label="SDST",
+                           variant="SET"),
+    "sdst_rigl": MethodSpec(True, True, "rigl", True, "fixed", False, True, label="SDST",
+                            variant="RigL"),
     # Paper Table 7 (Appendix E.2): DST on both nets, regrowth by gradient (RigL) or at random
     # (SET) in G and D alike.
-    "dst_both": MethodSpec(True, True, "rigl", True, "dst", False, True, d_growth="rigl"),
-    "dst_both_set": MethodSpec(True, True, "set", True, "dst", False, True, d_growth="set"),
-    "adapt_relax": MethodSpec(True, True, "rigl", True, "controlled", False, False),
-    "adapt_strict": MethodSpec(True, True, "rigl", True, "controlled", True, False),
-    "posthoc": MethodSpec(False, False, None, False, "fixed", False, False, posthoc=True),
+    "dst_both_set": MethodSpec(True, True, "set", True, "dst", False, True, d_growth="set",
+                               label="DST-bothGD", variant="SET"),
+    "dst_both": MethodSpec(True, True, "rigl", True, "dst", False, True, d_growth="rigl",
+                           label="DST-bothGD", variant="RigL"),
+    # Sec. 5.3: DDA's band is [0.5, 0.65].
+    "dda": MethodSpec(True, False, None, True, "controlled", False, False, label="DDA",
+                      controller="dda", paper_band=(0.5, 0.65)),
+    "adapt_relax": MethodSpec(True, True, "rigl", True, "controlled", False, False,
+                              label="ADAPT_relax", controller="relax"),
+    "adapt_strict": MethodSpec(True, True, "rigl", True, "controlled", True, False,
+                               label="ADAPT_strict", controller="strict", paper_d_max=0.5),
+    "posthoc": MethodSpec(False, False, None, False, "fixed", False, False, posthoc=True,
+                          label="Post-hoc"),
 }
 
 STRATEGIES = ("balance", "strong")

@@ -40,8 +40,6 @@ import ml_collections
 from adapt_jax import methods
 from adapt_jax.sweep_state import finished, rerun_error, settings_changes
 
-STRICT_D_MAX = 0.5  # the paper's strict setting
-
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -129,8 +127,8 @@ def build_grid(args: argparse.Namespace) -> list[RunSpec]:
             uses = d_max_matters(method, strategy)
             for d_max in args.d_max if (args.d_max and uses) else [None]:
                 if d_max is not None and (
-                        (method == "adapt_strict" and d_max >= 1.0)
-                        or (method == "adapt_relax" and d_max < 1.0)):
+                        (spec.d_dst_at_max and d_max >= 1.0)
+                        or (spec.controller == "relax" and d_max < 1.0)):
                     continue
                 for density in args.densities:
                     for seed in args.seeds:
@@ -202,8 +200,8 @@ def build_config(args: argparse.Namespace, run: RunSpec) -> ml_collections.Confi
         c.strategy = run.strategy
     if run.d_max is not None:
         c.sparse.d_max = run.d_max
-    elif run.method == "adapt_strict" and c.sparse.d_max >= 1.0:
-        c.sparse.d_max = STRICT_D_MAX
+    elif (paper_d_max := methods.get_method(run.method).paper_d_max) and c.sparse.d_max >= 1.0:
+        c.sparse.d_max = paper_d_max
     if not c.eval.cache_dir:  # one offline-score classifier for the whole sweep
         c.eval.cache_dir = os.path.abspath(os.path.join(args.workdir, "eval_cache"))
     return c

@@ -23,13 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from adapt_jax import report
+from adapt_jax import methods, report
 
-NAMES = {"dense": "Dense", "static": "STATIC", "sdst_set": "SDST", "sdst_rigl": "SDST",
-         "dst_both_set": "DST-bothGD", "dst_both": "DST-bothGD", "dda": "DDA",
-         "adapt_relax": "ADAPT_relax", "adapt_strict": "ADAPT_strict", "posthoc": "Post-hoc"}
-GROWTH = {"sdst_set": "SET", "sdst_rigl": "RigL", "dst_both_set": "SET", "dst_both": "RigL"}
-ORDER = list(NAMES)  # the paper's row order: baselines first, ADAPT last
+ORDER = list(methods.METHODS)  # the paper's row order: baselines first, ADAPT last
 EARLY = 0.2  # "after the first 20% of training"
 PR_KEYS = ("precision", "recall")  # diversity metrics the evaluator reports beside the score
 LINESTYLES = ("-", "--", ":", "-.")
@@ -48,11 +44,12 @@ class Run:
     def label(self) -> str:
         """Paper-style row name, e.g. STATIC-Strong, SDST-Balance-RigL, ADAPT_relax."""
         r = self.record
-        parts = [NAMES[r["method"]]]
+        spec = methods.get_method(r["method"])
+        parts = [spec.label]
         if r["strategy"]:
             parts.append(r["strategy"].capitalize())
-        if r["method"] in GROWTH:
-            parts.append(GROWTH[r["method"]])
+        if spec.variant:
+            parts.append(spec.variant)
         return "-".join(parts)
 
     def line_label(self, many_settings: bool) -> str:

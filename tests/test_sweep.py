@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from adapt_jax import sweep, sweep_report
+from adapt_jax import methods, sweep, sweep_report
 from adapt_jax.validation import check_workdir
 
 # The tiny model of conftest.tiny_config, as --set overrides of the digits config.
@@ -51,7 +51,8 @@ def test_build_config_applies_overrides_and_grid():
     assert (c.strategy, c.sparse.d_max, c.sparse.density_g, c.sparse.density_d) == (
         "strong", 0.3, 0.1, 0.1)
     strict = sweep.RunSpec("adapt_strict", None, None, 0.1, 0)
-    assert sweep.build_config(args, strict).sparse.d_max == sweep.STRICT_D_MAX
+    paper_d_max = methods.METHODS["adapt_strict"].paper_d_max
+    assert sweep.build_config(args, strict).sparse.d_max == paper_d_max
     with pytest.raises(ValueError, match="no field"):
         sweep.apply_override(c, "train.nope=1")
 

@@ -26,13 +26,14 @@ from adapt_jax.sparse._diagnostics import (
     update_ever_active,
 )
 from adapt_jax.sparse._distributions import (
+    DISTRIBUTIONS,
     er_densities,
     erk_densities,
     layer_counts,
     layer_densities,
     uniform_densities,
 )
-from adapt_jax.sparse._drop_grow import drop_grow, num_to_drop, resize
+from adapt_jax.sparse._drop_grow import GROW_MODES, SCOPES, drop_grow, num_to_drop, resize
 from adapt_jax.sparse._dynamic import DynamicSparseState, dynamic_sparse
 from adapt_jax.sparse._masks import (
     apply_masks,
@@ -43,11 +44,15 @@ from adapt_jax.sparse._masks import (
     init_masks,
     maskable_shapes,
 )
-from adapt_jax.sparse._schedules import drop_fraction_schedule
+from adapt_jax.sparse._schedules import SCHEDULES, drop_fraction_schedule
 from adapt_jax.sparse._transform import keep_sparse, reset_moments
 from adapt_jax.sparse._tree import is_leaf, named_masks, path_str, tree_map
 
 __all__ = [
+    "DISTRIBUTIONS",
+    "GROW_MODES",
+    "SCHEDULES",
+    "SCOPES",
     "DensityStats",
     "DynamicSparseState",
     "apply_masks",

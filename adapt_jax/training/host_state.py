@@ -16,9 +16,6 @@ from adapt_jax.diagnostics import SparsityDiagnostics
 from adapt_jax.state import TrainState
 from adapt_jax.training.build import Components, calibrates_band
 
-# The controller mode that each density-controlled method runs.
-CONTROLLER_MODES = {"dda": "dda", "adapt_relax": "relax", "adapt_strict": "strict"}
-
 
 @dataclasses.dataclass
 class EvalLog:
@@ -75,7 +72,7 @@ class HostState:
             initial = (round(methods.initial_densities(config)[1] * maskable) if calibrate
                        else diagnostics.active("d"))
             controller = balance.DensityController(
-                mode=CONTROLLER_MODES[config.method], maskable=maskable, initial_count=initial,
+                mode=c.method.controller, maskable=maskable, initial_count=initial,
                 d_min=sp.d_min, d_max=sp.d_max, delta_d=sp.delta_d,
                 lower=bc.lower, upper=bc.upper, window=window,
                 calibration_width=bc.calibration_width if calibrate else None)
