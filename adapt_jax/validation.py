@@ -283,6 +283,8 @@ def stored_config(workdir: str) -> dict | None:
 
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     """Refuse to resume a workdir that holds a run of a different config; record ours."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"--workdir={workdir} is a file; give a directory (new or a run's).")
     stored = stored_config(workdir)
     if stored is not None:
         changed = {k: v for k, v in changed_fields(config, stored).items()

@@ -102,6 +102,8 @@ def test_unwritable_workdir_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="is not writable .*use a writable directory"):
         check_workdir(tiny_config(), str(tmp_path / "file" / "run"))
+    with pytest.raises(ConfigError, match="file is a file; give a directory"):
+        check_workdir(tiny_config(), str(tmp_path / "file"))
 
 
 def test_read_only_workdir_is_one_line(tmp_path):
