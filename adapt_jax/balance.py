@@ -1,4 +1,4 @@
-"""Balance criteria and the host-side discriminator density controller (SPEC §3-4).
+"""Balance criteria and the host-side discriminator density controller (docs/design.md §4-5).
 
 Kept in plain Python between compiled steps: decisions are rare (every dT_D iterations), the
 state is a few hundred floats, and it must be checkpointed as readable JSON. Densities are held

@@ -1,10 +1,11 @@
-"""DiffAugment (Zhao et al. 2020) for NHWC batches in [-1, 1] (REFERENCE_NOTES §5.4).
+"""DiffAugment (Zhao et al. 2020) for NHWC batches in [-1, 1] (docs/design.md §7).
 
 Parameters follow the reference `diffAugment_pytorch.py`: brightness +U[-0.5, 0.5), saturation
 x U[0, 2), contrast x U[0.5, 1.5), translation by up to 1/8 of the size with zero fill, cutout of
 a square of half the size (clipped at the border). All randomness comes from `key` alone, so the
 same key on two batches of the same size draws the same per-sample parameters: this is how real
-and fake share augmentation within an iteration, as the reference's per-iteration reseeding does.
+and fake share augmentation within one D step (the reference reseeds once per iteration, so its
+D steps share one draw; docs/design.md §14).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""GAN objectives on raw D logits (SPEC §6): hinge (default), non-saturating (ns), wasserstein."""
+"""GAN objectives on raw D logits (docs/design.md §7): hinge (default), non-saturating (ns),
+wasserstein."""
 
 from __future__ import annotations
 

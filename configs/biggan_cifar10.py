@@ -1,4 +1,4 @@
-"""Class-conditional BigGAN-32 on CIFAR-10 as the reference ran it (SPEC §7)."""
+"""Class-conditional BigGAN-32 on CIFAR-10 as the reference ran it (docs/design.md §13)."""
 
 from adapt_jax.config_base import get_base_config, set_method
 

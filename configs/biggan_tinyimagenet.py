@@ -1,4 +1,4 @@
-"""BigGAN-64 on TinyImageNet (200 classes) with DiffAugment (SPEC §7).
+"""BigGAN-64 on TinyImageNet (200 classes) with DiffAugment (docs/design.md §13).
 
 TFDS has no TinyImageNet builder of that name; point data.name at the prepared dataset your
 TFDS data_dir holds (see README, "Datasets"), or use data.source='folder' on the extracted

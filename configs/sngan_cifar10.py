@@ -1,4 +1,7 @@
-"""SNGAN on CIFAR-10 (paper Table 4, SPEC §7). Usage: --config=configs/sngan_cifar10.py[:METHOD]."""
+"""SNGAN on CIFAR-10 (paper Table 4, docs/design.md §13).
+
+Usage: --config=configs/sngan_cifar10.py[:METHOD].
+"""
 
 from adapt_jax.config_base import get_base_config, set_method
 

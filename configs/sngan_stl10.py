@@ -1,4 +1,4 @@
-"""ResNet-48 SNGAN on STL-10 unlabelled 48x48 (paper Table 5, SPEC §7)."""
+"""ResNet-48 SNGAN on STL-10 unlabelled 48x48 (paper Table 5, docs/design.md §13)."""
 
 from adapt_jax.config_base import get_base_config, set_method
 

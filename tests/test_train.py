@@ -1,4 +1,4 @@
-"""End-to-end trainer behaviour on a tiny config, for every method (SPEC §2-6)."""
+"""End-to-end trainer behaviour on a tiny config, for every method (docs/design.md §2-7)."""
 
 import json
 import os
@@ -204,7 +204,7 @@ def test_evaluation_scores_fresh_samples_in_every_batch(tmp_path):
 
 
 def test_spectral_norm_state_of_d_moves_only_in_d_steps(tmp_path):
-    """SPEC §3/§8: D's power-iteration vectors advance in D steps, never in the G step or the
+    """D's power-iteration vectors advance in D steps, never in the G step or the
     BR forwards (measuring must not change training); G's own SN/BN state does move there."""
     c = tiny_config("adapt_relax")
     tr = training.Trainer(c, str(tmp_path))

@@ -146,7 +146,7 @@ def test_cli_exits_nonzero_without_traceback(tmp_path):
 
 
 def test_d_starts_at_d_g_unless_density_d_is_set():
-    """SPEC §4: DDA/ADAPT start D at d_G, so `--config.sparse.density_g=0.3` alone moves both;
+    """DDA/ADAPT start D at d_G, so `--config.sparse.density_g=0.3` alone moves both;
     an explicit sparse.density_d wins; baselines follow their strategy."""
     from adapt_jax import methods
     from adapt_jax.config_base import get_base_config

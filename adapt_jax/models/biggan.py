@@ -9,7 +9,7 @@ embedding (dim g_ch) and hierarchical z feed SN-linear CBNs (BN eps 1e-4); D wid
 with n down blocks then one flat block; SN eps 1e-6 in G and D; projection D when
 num_classes > 0; orthogonal init; optional self-attention at resolution/2 in G and D.
 `biggan64` is that family at 64x64 with g_ch = d_ch = 80, z_dim 100, shared dim 128,
-attention and 200 classes (TinyImageNet; REFERENCE_NOTES §5.3).
+attention and 200 classes (TinyImageNet; docs/design.md §8).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The generic ResNet generator / discriminator every registered model instantiates, the `GAN`
-bundle the trainer receives, and the maskability rule (SPEC §1).
+bundle the trainer receives, and the maskability rule (docs/design.md §1).
 
 All paper models (SNGAN-32, ResNet-48, BigGAN-32, BigGAN-64) differ only in widths, norm type,
 init scheme, spectral norm, attention and pooling, so one G and one D with those knobs keeps
@@ -42,7 +42,7 @@ def family_from_config(build, cfg) -> GAN:
 
 
 def is_maskable(name: str, leaf) -> bool:
-    """SPEC §1: every conv/dense kernel; never biases, norms, embeddings, heads, gains."""
+    """Every conv/dense kernel; never biases, norms, embeddings, heads, gains (design §1)."""
     parts = name.split("/")
     if parts[-1] != "kernel" or getattr(leaf, "ndim", 0) < 2:
         return False
