@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
 TRAIN_REQUIRES = [
     "flax>=0.12",
     "orbax-checkpoint>=0.12",
+    "etils[epath]",  # adapt_jax/paths.py: gs:// and other URL workdirs (orbax uses it too)
     "ml-collections>=1.0",
     "tensorflow-datasets>=4.9",
     "tensorboard>=2.16",

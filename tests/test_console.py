@@ -131,6 +131,7 @@ def test_status_line_has_the_few_numbers_that_matter():
 SUMMARY = {
     "method": "adapt_relax", "strategy": "balance", "iterations": 2500,
     "density_g": 0.19999, "density_d": 0.35001, "br_avg": 0.0884, "br_skipped": 0,
+    "band": {"mode": "calibrated", "lower": 0.0512, "upper": 0.0934, "used": True, "t": 500},
     "flops_mode": "reference",
     "flops_normalized": {"g": 0.1324, "d": 0.3271, "total": 0.2525},
     "d_decisions": [{"t": t, "action": "decrease"} for t in range(250, 2500, 250)],
@@ -142,19 +143,23 @@ SUMMARY = {
 
 
 def test_final_table_is_compact_and_says_where_things_are():
-    table = console.final_table(SUMMARY, band=(0.45, 0.55))
+    table = console.final_table(SUMMARY)
     lines = table.splitlines()
     assert len(lines) <= 12 and max(map(len, lines)) < 120
     assert len(table) < len(repr(SUMMARY)) / 2
     for fragment in ("adapt_relax (balance), 2500 iterations", "best cfd", "41.7 at iteration 2000",
                      "final cfd", "50 at iteration 2500", "G 0.200  D 0.350",
-                     "0.0884  (band [0.45, 0.55])", "0.253 of dense (G 0.132, D 0.327; reference)",
+                     "0.0884  (calibrated band [0.0512, 0.0934])",
+                     "0.253 of dense (G 0.132, D 0.327; reference)",
                      "4:23", "/home/me/runs/biggan_tiny/", "samples.png",
                      "tensorboard --logdir /home/me/runs/biggan_tiny"):
         assert fragment in table, fragment
 
 
-def test_final_table_without_evaluation():
+def test_final_table_without_evaluation_or_controller_band():
     summary = {**SUMMARY, "eval": {"name": None, "best": None, "best_iteration": None,
-                                   "history": []}}
-    assert "not evaluated" in console.final_table(summary)
+                                   "history": []},
+               "band": {"mode": "paper", "lower": 0.45, "upper": 0.55, "used": False}}
+    table = console.final_table(summary)
+    assert "not evaluated" in table and "0.0884\n" in table  # no band: nothing controlled
+    assert "(paper band [0.45, 0.55])" in console.final_table(summary, band=(0.45, 0.55))
