@@ -100,7 +100,7 @@ def build(config: ml_collections.ConfigDict) -> Components:
     gan = models.create(config.model)
     try:
         source = data.make_source(config.data, config.model.resolution,
-                                  config.model.num_classes)
+                                  config.model.num_classes, batch_size=config.train.batch_d)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"config.data: {e}") from None
     tc = config.train
