@@ -32,6 +32,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     # Compute dtype: 'bfloat16' = mixed precision for GPU/TPU (params, masks and optimizer state
     # stay float32; logits and images are float32). On CPU it is slower than float32.
     c.model.dtype = "float32"
+    c.model.conv_impl = "auto"  # auto | xla | cpu_auto | matmul_grad (auto: CPU forms on CPU)
 
     c.data = ml_collections.ConfigDict()
     c.data.source = "digits"  # digits | tfds | folder

@@ -32,6 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from adapt_jax.models.cpu_conv import ConvForms
+
 MODES = ("reference", "exact")
 
 
@@ -63,7 +65,8 @@ def _count(module: nn.Module, out: Any, inputs: Any = None) -> LayerMacs | None:
     params = module.variables.get("params", {})
     if isinstance(module, (nn.Dense, nn.Conv)):
         positions = math.prod(out.shape[1:-1])
-        if getattr(getattr(module, "conv_general_dilated", None), "keywords", {}).get("pool_out"):
+        form = getattr(module, "conv_general_dilated", None)
+        if isinstance(form, ConvForms) and form.pool_output:
             # A stride-1 'SAME' conv whose output is average-pooled inside the layer: counted at
             # the resolution it convolves (its input's), as the reference's conv-then-pool is.
             positions = math.prod(inputs.shape[1:-1])

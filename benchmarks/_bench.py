@@ -102,7 +102,7 @@ def environment() -> dict[str, Any]:
     import flax
     import jaxlib
 
-    from adapt_jax.models import layers
+    from adapt_jax.models import cpu_conv
 
     device = jax.devices()[0]
     return {
@@ -115,7 +115,7 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "conv_impl_default": layers.conv_impl(),
+        "conv_impl_default": cpu_conv.resolve_conv_impl("auto"),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "load_average_at_start": list(os.getloadavg()),
     }

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adapt_jax.models import layers
+from adapt_jax.models.cpu_conv import ConvForms
 
 try:
     import torch
@@ -61,21 +61,18 @@ def conv_shapes(which: str) -> dict[tuple, collections.Counter]:
     cfg = _bench.load_config(which, "static")
     from adapt_jax import models
 
+    cfg.model.conv_impl = "xla"  # every conv stays a conv_general_dilated to be found
     gan = models.create(cfg.model)
-    layers.set_conv_impl("xla")
-    try:
-        g_vars, d_vars = jax.eval_shape(gan.init, jax.random.key(0))
-        n_g, n_d = cfg.train.batch_g, 2 * cfg.train.batch_d
-        z = jnp.zeros((n_g, gan.z_dim))
-        yg = jnp.zeros((n_g,), jnp.int32) if gan.num_classes else None
-        x = jnp.zeros((n_d, gan.resolution, gan.resolution, 3))
-        yd = jnp.zeros((n_d,), jnp.int32) if gan.num_classes else None
-        g_jaxpr = jax.make_jaxpr(lambda v: gan.generator.apply(
-            v, z, yg, train=True, mutable=[k for k in v if k != "params"]))(g_vars)
-        d_jaxpr = jax.make_jaxpr(lambda v: gan.discriminator.apply(
-            v, x, yd, update_stats=False))(d_vars)
-    finally:
-        layers.set_conv_impl(None)
+    g_vars, d_vars = jax.eval_shape(gan.init, jax.random.key(0))
+    n_g, n_d = cfg.train.batch_g, 2 * cfg.train.batch_d
+    z = jnp.zeros((n_g, gan.z_dim))
+    yg = jnp.zeros((n_g,), jnp.int32) if gan.num_classes else None
+    x = jnp.zeros((n_d, gan.resolution, gan.resolution, 3))
+    yd = jnp.zeros((n_d,), jnp.int32) if gan.num_classes else None
+    g_jaxpr = jax.make_jaxpr(lambda v: gan.generator.apply(
+        v, z, yg, train=True, mutable=[k for k in v if k != "params"]))(g_vars)
+    d_jaxpr = jax.make_jaxpr(lambda v: gan.discriminator.apply(
+        v, x, yd, update_stats=False))(d_vars)
     shapes: dict[tuple, collections.Counter] = collections.defaultdict(collections.Counter)
     for net, jaxpr in (("G", g_jaxpr), ("D", d_jaxpr)):
         for eqn in _eqns(jaxpr.jaxpr):
@@ -105,19 +102,15 @@ def _jax_ops(shape, impl: str, layout: str = "NHWC"):
         dn = jax.lax.conv_dimension_numbers((b, h, w, c), (k, k, c, o), ("NHWC", "HWIO", "NHWC"))
 
         def f(x, wt):
-            return layers._conv_general_dilated(x, wt, (1, 1), "SAME", dimension_numbers=dn)
+            return ConvForms(impl)(x, wt, (1, 1), "SAME", dimension_numbers=dn)
         xs, ws, ys = (b, h, w, c), (k, k, c, o), (b, h, w, o)
-    layers.set_conv_impl(impl)
-    try:  # trace now, under `impl`
-        fwd = jax.jit(f).lower(jax.ShapeDtypeStruct(xs, jnp.float32),
-                               jax.ShapeDtypeStruct(ws, jnp.float32)).compile()
-        avals = [jax.ShapeDtypeStruct(s, jnp.float32) for s in (xs, ws, ys)]
-        dx = jax.jit(lambda x, wt, g: jax.vjp(lambda x_: f(x_, wt), x)[1](g)[0]).lower(
-            *avals).compile()
-        dw = jax.jit(lambda x, wt, g: jax.vjp(lambda w_: f(x, w_), wt)[1](g)[0]).lower(
-            *avals).compile()
-    finally:
-        layers.set_conv_impl(None)
+    fwd = jax.jit(f).lower(jax.ShapeDtypeStruct(xs, jnp.float32),
+                           jax.ShapeDtypeStruct(ws, jnp.float32)).compile()
+    avals = [jax.ShapeDtypeStruct(s, jnp.float32) for s in (xs, ws, ys)]
+    dx = jax.jit(lambda x, wt, g: jax.vjp(lambda x_: f(x_, wt), x)[1](g)[0]).lower(
+        *avals).compile()
+    dw = jax.jit(lambda x, wt, g: jax.vjp(lambda w_: f(x, w_), wt)[1](g)[0]).lower(
+        *avals).compile()
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal(xs, np.float32))
     wt = jnp.asarray(0.05 * rng.standard_normal(ws, np.float32))

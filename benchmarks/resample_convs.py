@@ -1,11 +1,11 @@
 """The fused resampling convs against the literal ops they replace, layer by layer.
 
 G's up-blocks convolve an x2 nearest-upsampled input and D's down-blocks average-pool a conv's
-output. `adapt_jax.models.layers` computes both without the full-resolution tensor: 1x1 convs
-at the low resolution (every backend), 3x3 convs on CPU in the sub-pixel (G: four 2x2 phase
-kernels) and stride-2 4x4 (D: box-filtered kernel) forms, 16 products per low-resolution pixel
-instead of 36. This script finds every such conv of a config's G and D (the layer's real batch:
-G at batch_g, D at 2 * batch_d), times forward + both gradients of the literal op
+output. `adapt_jax.models.cpu_conv.ConvForms` computes both without the full-resolution tensor:
+1x1 convs at the low resolution (every backend), 3x3 convs on CPU in the sub-pixel (G: four 2x2
+phase kernels) and stride-2 4x4 (D: box-filtered kernel) forms, 16 products per low-resolution
+pixel instead of 36. This script finds every such conv of a config's G and D (the layer's real
+batch: G at batch_g, D at 2 * batch_d), times forward + both gradients of the literal op
 (upsample-then-conv / conv-then-pool, the CPU conv forms otherwise) and of the fused form,
 interleaved round by round, and reports medians and the whole-network sums.
 
@@ -23,12 +23,13 @@ import jax
 import jax.numpy as jnp
 
 from adapt_jax import models
-from adapt_jax.models import layers
+from adapt_jax.models import cpu_conv
+from adapt_jax.models.cpu_conv import ConvForms
 
-FLAGS = ("upsample_lhs", "pool_out")
+FLAGS = ("upsample_input", "pool_output")
 LITERAL = {
-    "upsample_lhs": lambda conv, x, w: conv(layers.upsample(x), w),
-    "pool_out": lambda conv, x, w: layers.downsample(conv(x, w)),
+    "upsample_input": lambda conv, x, w: conv(cpu_conv.upsample(x), w),
+    "pool_output": lambda conv, x, w: cpu_conv.downsample(conv(x, w)),
 }
 
 
@@ -41,10 +42,10 @@ def resampling_convs(which: str) -> dict[tuple, collections.Counter]:
     def recorder(net: str, batch: int):
         def intercept(next_fun, args, kwargs, context):
             module = context.module
-            keywords = getattr(getattr(module, "conv_general_dilated", None), "keywords", {})
-            if isinstance(module, nn.Conv) and context.method_name == "__call__":
+            form = getattr(module, "conv_general_dilated", None)
+            if isinstance(form, ConvForms) and context.method_name == "__call__":
                 for flag in FLAGS:
-                    if keywords.get(flag):
+                    if getattr(form, flag):
                         x = args[0]
                         k = module.kernel_size[0]
                         found[(flag, batch, *x.shape[1:], module.features, k)][net] += 1
@@ -76,17 +77,16 @@ def main() -> None:
     args = parser.parse_args()
     env = _bench.environment()
     load = _bench.LoadSampler()
-    layers.set_conv_impl("cpu_auto" if jax.default_backend() == "cpu" else None)
+    impl = cpu_conv.resolve_conv_impl("auto")
 
     def plain_conv(x, w):
         dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
-        return layers._conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)
+        return ConvForms(impl)(x, w, (1, 1), "SAME", dimension_numbers=dn)
 
     def fused_conv(flag):
         def conv(x, w):
             dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
-            return layers._conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn,
-                                                **{flag: True})
+            return ConvForms(impl, **{flag: True})(x, w, (1, 1), "SAME", dimension_numbers=dn)
         return conv
 
     shapes = resampling_convs(args.config)
@@ -110,14 +110,14 @@ def main() -> None:
     rows, sums = [], collections.Counter()
     for case in cases:
         lit, fus = (_bench.median(case["times"][n]) for n in ("literal", "fused"))
-        rows.append(dict(kind="G up" if case["flag"] == "upsample_lhs" else "D pool",
+        rows.append(dict(kind="G up" if case["flag"] == "upsample_input" else "D pool",
                          shape=case["shape"], uses=case["uses"], literal_ms=lit * 1e3,
                          fused_ms=fus * 1e3, ratio=fus / lit))
-        net = "G" if case["flag"] == "upsample_lhs" else "D"
+        net = "G" if case["flag"] == "upsample_input" else "D"
         sums[f"{net}_literal_s"] += lit * case["count"]
         sums[f"{net}_fused_s"] += fus * case["count"]
     print(f"\n{args.config}: fwd + dx + dw per layer, medians of {args.rounds} "
-          f"({env['device']}, conv impl {layers.conv_impl()})")
+          f"({env['device']}, conv impl {impl})")
     print(_bench.table(rows, [("kind", "kind", ""), ("shape", "shape", ""),
                               ("uses", "uses", ""), ("literal_ms", "literal ms", ".1f"),
                               ("fused_ms", "fused ms", ".1f"), ("ratio", "fused/literal",

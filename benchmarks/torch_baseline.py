@@ -30,6 +30,7 @@ Usage: python benchmarks/torch_baseline.py [--configs tiny,full] [--rounds 7] [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import subprocess
@@ -324,24 +325,26 @@ class JaxVariant:
     """The trainer's D and G steps traced under one conv implementation, on a private state."""
 
     def __init__(self, trainer, impl: str):
-        from adapt_jax.models import layers
+        from adapt_jax.steps import GanSteps
 
         self.trainer, self.impl = trainer, impl
-        s = trainer.components.gan_steps
-        self.d = jax.jit(lambda *a: s.d_step(*a), donate_argnums=0)
-        self.g = jax.jit(lambda *a: s.g_step(*a), donate_argnums=0)
+        base, gan = trainer.components.gan_steps, trainer.components.gan
+
+        def with_impl(net):
+            return net.clone(spec=dataclasses.replace(net.spec, conv_impl=impl))
+
+        s = GanSteps(with_impl(gan.generator), with_impl(gan.discriminator), base.tx_g,
+                     base.tx_d, base.cfg)
+        self.d = jax.jit(s.d_step, donate_argnums=0)
+        self.g = jax.jit(s.g_step, donate_argnums=0)
         self.state = jax.tree.map(jnp.copy, trainer.state)
         self.n_critic = trainer.config.train.n_critic
-        layers.set_conv_impl(impl)
-        try:
-            start = time.perf_counter()
-            self.d_step()
-            self.compile_d = time.perf_counter() - start
-            start = time.perf_counter()
-            self.g_step()
-            self.compile_g = time.perf_counter() - start
-        finally:
-            layers.set_conv_impl(None)
+        start = time.perf_counter()
+        self.d_step()
+        self.compile_d = time.perf_counter() - start
+        start = time.perf_counter()
+        self.g_step()
+        self.compile_g = time.perf_counter() - start
 
     def d_step(self):
         x, y = self.trainer.next_batch()
