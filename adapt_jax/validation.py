@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 CHOICES = {  # each list is its owner's, so a new choice needs no edit here
     "loss": losses.LOSSES,
     "model.dtype": tuple(models.DTYPES),
+    "model.conv_impl": models.CONV_IMPLS,
     "sparse.distribution": tuple(sparse.DISTRIBUTIONS),
     "sparse.g_drop_schedule": sparse.SCHEDULES,
     "sparse.g_growth": sparse.GROW_MODES,
@@ -61,7 +62,7 @@ MIN_EVAL_SAMPLES = 2
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
                      "train.distributed", "train.coordinator_address", "train.num_processes",
-                     "train.process_id")
+                     "train.process_id", "model.conv_impl")
 
 
 def _get(config: ml_collections.ConfigDict, field: str):
