@@ -298,6 +298,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     if jax.process_index() != 0:  # one writer per run
         return
     try:
+        paths.makedirs(workdir)
         paths.write_json(RunDir(workdir).config, json.loads(config.to_json_best_effort()))
     except OSError as e:
         raise ConfigError(f"--workdir={workdir} is not writable ({type(e).__name__}: "

@@ -132,7 +132,7 @@ setup() {
     "mkdir -p $REMOTE_DIR && tar -xzf adapt_jax.tar.gz -C $REMOTE_DIR"
     "python3 -m pip install -q --user -U uv"
     "$uv venv --python $PYTHON --allow-existing \$HOME/$VENV"
-    "$uv pip install -q --python $PY -U '$JAX_SPEC' -e './$REMOTE_DIR[train]'"
+    "$uv pip install -q --python $PY -U '$JAX_SPEC' -e ./$REMOTE_DIR'[train]'"
     "$PY -c 'import sys, jax; print(sys.version.split()[0], jax.process_index(), jax.device_count())'"
   )
   local joined

@@ -106,7 +106,7 @@ def test_kill9_then_resume_equals_uninterrupted(tmp_path, reference_run, seed):
     before = len(open(log).read())
     out = _finish(_cli(tmp_path, log), log)[before:]
     assert "Resumed" in out, out[-3000:]
-    assert "Done." in out and "Stopped after" not in out
+    assert "tensorboard --logdir" in out and "Stopped after" not in out
     _assert_same_run(reference_run, tmp_path)
 
 
@@ -118,7 +118,7 @@ def test_sigterm_checkpoints_exits_zero_and_resumes_exactly(tmp_path, reference_
     p.send_signal(signal.SIGTERM)
     out = _finish(p, log, timeout=300)
     assert "run the same command again to resume" in out
-    assert "Done." not in out  # nothing was finished yet
+    assert "tensorboard --logdir" not in out  # nothing was finished yet
     steps = Checkpointer(os.path.join(tmp_path, "checkpoints")).steps()
     assert steps and steps[-1] < 30
     _finish(_cli(tmp_path, log), log)
@@ -329,7 +329,7 @@ def _save_or_restore(workdir: str, mode: str) -> None:
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     if mode == "save":
         check_workdir(c, workdir)
-        ckpt.save(7, tr.state, tr.host_state())
+        ckpt.save(7, tr.state, tr.host_state_dict())
         ckpt.close()
         return
     step, state, _ = ckpt.restore_latest(tr.state)  # the digest proves the values are intact

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from conftest import tiny_config
 
-from adapt_jax import sparse, train
+from adapt_jax import sparse, training
 from adapt_jax.state import NetState, TrainState, iteration_key
 from adapt_jax.steps import GanSteps, StepConfig
 
@@ -115,9 +115,9 @@ def test_d_step_hinge_gradient_by_hand():
 def test_br_of_an_unchanged_generator_is_exactly_zero(tmp_path):
     """lr_g = 0 leaves G as it was, so D(G(z)) before and after the update must agree to the
     bit: BR's numerator is a small difference that rounding alone must not move."""
-    tr = train.Trainer(tiny_config("adapt_relax", **{"train.lr_g": 0.0}), str(tmp_path))
-    reals, labels = tr._next_batch()
-    _, m = tr.steps["g_step"](tr.state, reals, labels, jnp.int32(1), jnp.bool_(True),
+    tr = training.Trainer(tiny_config("adapt_relax", **{"train.lr_g": 0.0}), str(tmp_path))
+    reals, labels = tr.next_batch()
+    _, m = tr.components.steps.g_step(tr.state, reals, labels, jnp.int32(1), jnp.bool_(True),
                               jnp.bool_(False), jnp.float32(0.0))
     fake_post, fake_pre, real, _ = np.asarray(m["br_terms"])
     assert fake_post - fake_pre == 0.0
@@ -129,13 +129,14 @@ HLO_SCRIPT = """
 import json, sys, jax, jax.numpy as jnp
 sys.path.insert(0, 'tests')
 from conftest import tiny_config
-from adapt_jax import hlo, train
+from adapt_jax import hlo, training
 assert jax.device_count() == 4, jax.devices()
-tr = train.Trainer(tiny_config('adapt_relax', **{'train.batch_g': 32}), sys.argv[1])
-x, y = tr._next_batch()
+tr = training.Trainer(tiny_config('adapt_relax', **{'train.batch_g': 32}), sys.argv[1])
+x, y = tr.next_batch()
 i, yes = jnp.int32(1), jnp.bool_(True)
-lowered = {'d_step': tr.steps['d_step'].lower(tr.state, x, y, i),
-           'g_step': tr.steps['g_step'].lower(tr.state, x, y, i, yes, yes, jnp.float32(0.1))}
+steps = tr.components.steps
+lowered = {'d_step': steps.d_step.lower(tr.state, x, y, i),
+           'g_step': steps.g_step.lower(tr.state, x, y, i, yes, yes, jnp.float32(0.1))}
 print(json.dumps({k: hlo.batch_sizes(v.compile().as_text()) for k, v in lowered.items()}))
 """
 
