@@ -16,7 +16,7 @@ BETA_EPS = 1e-6
 CRITERIA = ("br", "ada_rt")
 REDUCTIONS = ("mean_of_ratios", "ratio_of_means")
 MODES = ("dda", "relax", "strict")
-BANDS = ("paper", "calibrated")
+BANDS = ("paper", "calibrated", "reference")
 MIN_HALF_WIDTH = 0.01  # a calibrated band never narrower than ±0.01 (BR near 0)
 
 
@@ -132,6 +132,55 @@ def calibrate_band(window: BalanceWindow, t: int, width: float,
                        warmup_density=warmup_density)
 
 
+@dataclasses.dataclass(frozen=True)
+class ReferenceBand:
+    """A band read from another run's BR (recorded in the checkpoint and summary.json)."""
+
+    source: str  # the reference run's summary.json
+    coverage: float  # central fraction of the reference's BR values the band spans
+    lower: float
+    upper: float
+    measurements: int  # windowed BR values the quantiles were taken from
+    from_t: int  # first iteration that counted (after the reference's first 20%)
+
+
+REFERENCE_SKIP = 0.2  # the reference's first 20% is its transient, as in the in-band criterion
+
+
+def reference_band(summary: dict[str, Any], source: str, coverage: float) -> ReferenceBand:
+    """The band spanning the central `coverage` of the time-averaged BR a reference run (the
+    same config with D at d_max, or dense) logged after its first 20% of training.
+
+    Quantiles, not centre ± width: the spread of the reference's own BR says how far a
+    balanced run's BR wanders, so the band is as wide as that and no wider.
+    """
+    iterations = int(summary["iterations"])
+    from_t = int(REFERENCE_SKIP * iterations) + 1
+    values = sorted(v for t, v in summary["history"]["br"]
+                    if t >= from_t and math.isfinite(v))
+    if len(values) < 2:
+        raise ValueError(f"{source} holds {len(values)} BR values after iteration {from_t}; "
+                         "a reference run needs balance measurements through its training.")
+    lower, upper = (_quantile(values, q) for q in ((1 - coverage) / 2, (1 + coverage) / 2))
+    return ReferenceBand(source=source, coverage=coverage, lower=lower, upper=upper,
+                         measurements=len(values), from_t=from_t)
+
+
+def load_reference_band(source: str, coverage: float) -> ReferenceBand:
+    """`reference_band` of a run directory or of its summary.json (local or gs://)."""
+    from adapt_jax import paths, rundir  # file access stays out of the controller's logic
+
+    path = source if source.endswith(".json") else rundir.RunDir(source).summary
+    return reference_band(paths.read_json(path), path, coverage)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """Linear-interpolation quantile of sorted values (numpy's default method)."""
+    pos = q * (len(ordered) - 1)
+    i = min(int(pos), len(ordered) - 2)
+    return ordered[i] + (pos - i) * (ordered[i + 1] - ordered[i])
+
+
 def _measurement(item: list) -> Measurement:
     t, fake_post, fake_pre, real, real_sign = item
     return Measurement(int(t), float(fake_post), float(fake_pre), float(real), float(real_sign))
@@ -158,9 +207,11 @@ class DensityController:
 
     def __init__(self, *, mode: str, maskable: int, initial_count: int, d_min: float,
                  d_max: float, delta_d: float, lower: float, upper: float,
-                 window: BalanceWindow, calibration_width: float | None = None):
+                 window: BalanceWindow, calibration_width: float | None = None,
+                 reference: ReferenceBand | None = None):
         """`calibration_width` set: the first decision calibrates the band (see
-        `calibrate_band`) instead of deciding; until then D runs at d_max."""
+        `calibrate_band`) instead of deciding; until then D runs at d_max. `reference`: the
+        band [lower, upper] came from another run (recorded with the band)."""
         if mode not in MODES:
             raise ValueError(f"controller mode {mode!r} is unknown; choose one of {MODES}.")
         self.mode = mode
@@ -174,6 +225,7 @@ class DensityController:
         self.decisions: list[Decision] = []
         self.calibration_width = calibration_width
         self.calibration: Calibration | None = None
+        self.reference = reference
 
     @property
     def calibrating(self) -> bool:
@@ -231,6 +283,8 @@ class DensityController:
 
     def band(self) -> dict[str, Any]:
         """The band in force and how it was obtained (for summary.json)."""
+        if self.reference is not None:
+            return {"mode": "reference", **dataclasses.asdict(self.reference)}
         if self.calibration_width is None:
             return {"mode": "paper", "lower": self.lower, "upper": self.upper}
         out = {"mode": "calibrated", "width": self.calibration_width}
@@ -243,7 +297,9 @@ class DensityController:
         return {"count": self.count, "decisions": [dataclasses.asdict(d) for d in self.decisions],
                 "lower": self.lower, "upper": self.upper,
                 "calibration": None if self.calibration is None
-                else dataclasses.asdict(self.calibration)}
+                else dataclasses.asdict(self.calibration),
+                "reference": None if self.reference is None
+                else dataclasses.asdict(self.reference)}
 
     def load_dict(self, d: dict[str, Any]) -> None:
         self.count = int(d["count"])
@@ -251,3 +307,5 @@ class DensityController:
         self.lower, self.upper = float(d["lower"]), float(d["upper"])
         cal = d["calibration"]
         self.calibration = None if cal is None else Calibration(**cal)
+        ref = d["reference"]
+        self.reference = None if ref is None else ReferenceBand(**ref)

@@ -62,7 +62,7 @@ MIN_EVAL_SAMPLES = 2
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
                      "train.distributed", "train.coordinator_address", "train.num_processes",
-                     "train.process_id", "model.conv_impl")
+                     "train.process_id", "model.conv_impl", "balance.reference")
 
 
 def _get(config: ml_collections.ConfigDict, field: str):
@@ -123,6 +123,22 @@ def check_values(config: ml_collections.ConfigDict) -> None:
                           f"of {DIFFAUG_POLICIES}, or '' for none.")
 
 
+def _check_reference(b: ml_collections.ConfigDict) -> None:
+    """The reference run must be readable now, not at the first D check."""
+    if not 0 < b.reference_coverage <= 1:
+        raise ConfigError(f"config.balance.reference_coverage={b.reference_coverage} must be "
+                          "in (0, 1] (the central fraction of the reference's BR values).")
+    if not b.reference:
+        raise ConfigError("config.balance.band='reference' needs config.balance.reference: the "
+                          "workdir (or summary.json) of a finished run of this config.")
+    try:
+        balance.load_reference_band(b.reference, b.reference_coverage)
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"config.balance.reference={b.reference!r} is not a usable finished "
+                          f"run ({type(e).__name__}: {e}); point it at a run's workdir or "
+                          "summary.json.") from None
+
+
 def _check_balance(config: ml_collections.ConfigDict) -> None:
     s, b = config.sparse, config.balance
     spec = methods.get_method(config.method)
@@ -132,6 +148,8 @@ def _check_balance(config: ml_collections.ConfigDict) -> None:
     if b.band == "calibrated" and not b.calibration_width > 0:
         raise ConfigError(f"config.balance.calibration_width={b.calibration_width} must be > 0 "
                           "(the band's half-width relative to its centre).")
+    if b.band == "reference":
+        _check_reference(b)
     if s.delta_d <= 0 or s.delta_d > 1:
         raise ConfigError(f"config.sparse.delta_d={s.delta_d} must be in (0, 1].")
     if s.d_min > s.d_max:

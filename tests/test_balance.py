@@ -3,9 +3,10 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
-from adapt_jax.balance import BalanceWindow, DensityController, Measurement
+from adapt_jax.balance import BalanceWindow, DensityController, Measurement, load_reference_band
 
 
 def m(t, br, real=1.0, fake_pre=0.0, sign=0.5):
@@ -167,3 +168,39 @@ def test_calibration_without_measurements_names_the_fix():
                           window=BalanceWindow(100, 10), calibration_width=0.25)
     with pytest.raises(ValueError, match="d_adjust_every"):
         c.decide(100)
+
+
+def test_reference_band_spans_the_central_quantiles_after_the_first_fifth(tmp_path):
+    """band='reference': the band is the reference run's central `coverage` of windowed BR
+    values after its first 20% (numpy's quantiles as the independent reference); it is
+    recorded with the controller's state and survives a JSON round trip."""
+    rng = np.random.default_rng(0)
+    ts = np.arange(5, 1001, 5)
+    values = np.where(ts <= 200, 9.0, rng.uniform(0.1, 0.4, ts.size))  # transient, then BR
+    values[-1] = float("nan")  # a window without a usable measurement does not count
+    summary = {"iterations": 1000, "history": {"br": [[int(t), float(v)]
+                                                      for t, v in zip(ts, values, strict=True)]}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    ref = load_reference_band(str(tmp_path), 0.5)
+    later = values[(ts >= 201) & np.isfinite(values)]
+    assert ref.measurements == later.size and ref.from_t == 201
+    assert ref.lower == pytest.approx(np.quantile(later, 0.25))
+    assert ref.upper == pytest.approx(np.quantile(later, 0.75))
+    assert load_reference_band(str(tmp_path / "summary.json"), 1.0).upper == pytest.approx(
+        later.max())
+    c = DensityController(mode="relax", maskable=1000, initial_count=200, d_min=0.05,
+                          d_max=1.0, delta_d=0.05, lower=ref.lower, upper=ref.upper,
+                          window=BalanceWindow(100, 10), reference=ref)
+    fill(c, 100, ref.upper + 0.01)
+    assert c.decide(100).action == "increase"
+    assert c.band()["mode"] == "reference" and c.band()["source"].endswith("summary.json")
+    resumed = controller(count=200)
+    resumed.load_dict(json.loads(json.dumps(c.to_dict())))
+    assert resumed.band() == c.band() and (resumed.lower, resumed.upper) == (c.lower, c.upper)
+
+
+def test_reference_without_measurements_after_the_transient_is_refused(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"iterations": 100, "history": {"br": [[5, 0.1], [10, 0.2]]}}))
+    with pytest.raises(ValueError, match="needs balance measurements"):
+        load_reference_band(str(tmp_path), 0.5)

@@ -176,6 +176,25 @@ def test_calibrated_band_warms_up_at_d_max_then_starts_d_at_its_density(tmp_path
     assert tr.host.diagnostics.density("d") == pytest.approx(c.sparse.density_d, abs=1e-3)
 
 
+def test_reference_band_is_read_from_another_runs_summary(tmp_path):
+    """band='reference': the controller starts with the band of the reference run's BR, D at
+    its own initial density (no warm-up), and summary.json says where the band came from."""
+    ref_dir = tmp_path / "reference"
+    ref_dir.mkdir()
+    br = [[t, 0.1 + 0.001 * t] for t in range(2, 41, 2)]
+    (ref_dir / "summary.json").write_text(json.dumps({"iterations": 40, "history": {"br": br}}))
+    c = tiny_config("adapt_relax", **{"balance.band": "reference",
+                                      "balance.reference": str(ref_dir)})
+    tr = training.Trainer(c, str(tmp_path / "run"))
+    ctrl = tr.host.controller
+    later = [v for t, v in br if t >= 9]
+    assert (ctrl.lower, ctrl.upper) == (pytest.approx(np.quantile(later, 0.25)),
+                                        pytest.approx(np.quantile(later, 0.75)))
+    assert _count(tr.state.d.masks) == round(c.sparse.density_d * tr.maskable("d"))
+    band = outputs.band_summary(tr)
+    assert band["mode"] == "reference" and band["used"] and band["measurements"] == len(later)
+
+
 def test_evaluation_scores_fresh_samples_in_every_batch(tmp_path):
     """The evaluator asks for its samples batch by batch: each batch must be new images, or a
     score over N samples silently measures only the first batch (repeated)."""

@@ -71,11 +71,16 @@ class HostState:
             maskable = diagnostics.maskable("d")
             initial = (round(methods.initial_densities(config)[1] * maskable) if calibrate
                        else diagnostics.active("d"))
+            reference = (balance.load_reference_band(bc.reference, bc.reference_coverage)
+                         if bc.band == "reference" else None)
+            lower, upper = ((reference.lower, reference.upper) if reference
+                            else (bc.lower, bc.upper))
             controller = balance.DensityController(
                 mode=c.method.controller, maskable=maskable, initial_count=initial,
                 d_min=sp.d_min, d_max=sp.d_max, delta_d=sp.delta_d,
-                lower=bc.lower, upper=bc.upper, window=window,
-                calibration_width=bc.calibration_width if calibrate else None)
+                lower=lower, upper=upper, window=window,
+                calibration_width=bc.calibration_width if calibrate else None,
+                reference=reference)
         sched, tc = c.schedule, config.train
         g_layers, d_layers = layers
         accountant = flops.FlopsLedger(
