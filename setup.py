@@ -29,7 +29,7 @@ TRAIN_REQUIRES = [
 
 EXTRAS = {
     "train": TRAIN_REQUIRES,
-    # nbclient + ipykernel execute launch/colab_tpu.ipynb in tests.
+    # nbclient + ipykernel execute launch/colab.ipynb in tests.
     "test": TRAIN_REQUIRES + ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.5",
                               "nbclient", "nbformat", "ipykernel"],
 }

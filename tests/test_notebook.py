@@ -1,4 +1,4 @@
-"""launch/colab_tpu.ipynb runs top to bottom on CPU (install skipped, training shortened)."""
+"""launch/colab.ipynb runs top to bottom on CPU (install skipped, training shortened)."""
 
 import os
 
@@ -20,7 +20,7 @@ def test_colab_notebook_executes_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("ADAPT_NOTEBOOK_WORKDIR", str(workdir))
     monkeypatch.setenv("ADAPT_NOTEBOOK_EVAL_CACHE", EVAL_CACHE)
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-    nb = nbformat.read(os.path.join(ROOT, "launch", "colab_tpu.ipynb"), as_version=4)
+    nb = nbformat.read(os.path.join(ROOT, "launch", "colab.ipynb"), as_version=4)
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": os.path.join(ROOT, "launch")}}
                             ).execute()

@@ -167,7 +167,12 @@ def test_launchers_install_the_train_extra():
     launch = ROOT / "launch"
     script = [ln for ln in (launch / "tpu_vm.sh").read_text().splitlines()
               if "pip install" in ln and " -e " in ln]
-    notebook = [ln for ln in (launch / "colab_tpu.ipynb").read_text().splitlines()
+    notebook = [ln for ln in (launch / "colab.ipynb").read_text().splitlines()
                 if 'pip(\\"-e\\"' in ln]
     assert script and notebook
     assert all("[train]" in ln for ln in script + notebook), script + notebook
+    # Colab's own builds stay: no TensorFlow install, and jax only upgraded (with its plugin)
+    # when Colab's is older than setup.py allows.
+    installs = [ln for ln in (launch / "colab.ipynb").read_text().splitlines() if "pip(" in ln]
+    assert not [ln for ln in installs if "tensorflow" in ln], installs
+    assert "and jax_too_old()" in (launch / "colab.ipynb").read_text()
