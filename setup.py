@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 # `pip install adapt_jax` is the sparse library alone (`import adapt_jax.sparse`: jax, optax,
 # numpy); the `train` extra adds what the GAN trainer, its data, evaluation and tools need.
 # TensorFlow is not needed anywhere: TensorBoard event files are written by the `tensorboard`
-# package itself (adapt_jax/writers.py) and TFDS datasets are read with `tfds.data_source`.
+# package itself (adapt_jax/training/writers.py) and TFDS datasets are read with `tfds.data_source`.
 INSTALL_REQUIRES = [
     "jax>=0.8",
     "jaxlib>=0.8",

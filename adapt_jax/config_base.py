@@ -10,6 +10,11 @@ import ml_collections
 from ml_collections import config_dict
 
 
+class ConfigError(ValueError):
+    """A config value (or workdir) that cannot work; every CLI prints it as one line, without
+    a traceback."""
+
+
 def get_base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
@@ -123,7 +128,7 @@ def set_method(c: ml_collections.ConfigDict, method: str, *, d_every_relax: int,
                d_every_strict: int, d_every_dda: int = 2000) -> ml_collections.ConfigDict:
     """Apply the paper's per-method settings (Appendix B) for `--config=configs/x.py:METHOD`:
     the method table's d_max and band, and the config's dT_D for the method's controller."""
-    from adapt_jax import methods  # the table owns which method needs what
+    from adapt_jax.gan import methods  # the table owns which method needs what
 
     spec = methods.get_method(method)
     c.method = method

@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow, if anything im
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from adapt_jax.methods import METHODS  # noqa: E402  (light: the method table only)
+from adapt_jax.gan.methods import METHODS  # noqa: E402  (light: the method table only)
 
 __doc__ = __doc__.replace("METHOD_NAMES", textwrap.fill(  # the table's methods, always current
     ", ".join(METHODS), width=92, initial_indent=" " * 35, subsequent_indent=" " * 35).lstrip())
@@ -130,7 +130,8 @@ def prepare(config, explicit_fields: dict) -> None:
     """Checks before anything compiles, and the data-dependent default: the class count
     follows the data unless --config.model.num_classes was given."""
     from adapt_jax import data
-    from adapt_jax.validation import ConfigError, validate_config
+    from adapt_jax.config_base import ConfigError
+    from adapt_jax.training.validation import validate_config
 
     validate_config(config)
     try:
@@ -149,8 +150,9 @@ def main(argv: list[str]) -> None:
     logging.get_absl_handler().addFilter(_quiet_libraries)
     config = flags.FLAGS.config
     workdir = resolve_workdir(flags.FLAGS.workdir, flags.FLAGS["config"].config_filename)
-    from adapt_jax import console, distributed, training
-    from adapt_jax.validation import ConfigError
+    from adapt_jax import training
+    from adapt_jax.config_base import ConfigError
+    from adapt_jax.training import console, distributed
 
     try:
         distributed.initialize(config.train)  # before any other JAX call

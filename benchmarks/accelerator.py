@@ -35,7 +35,7 @@ import numpy as np
 
 def per_device_batches(tr) -> dict[str, dict[int, int]]:
     """{step: {per-device conv batch: count}} of the compiled D and G steps."""
-    from adapt_jax import hlo
+    from adapt_jax.tools import hlo
 
     x, y = tr.next_batch()
     i, yes = jnp.int32(1), jnp.bool_(True)

@@ -9,7 +9,7 @@ Three fresh virtual environments, each `pip install` of this checkout:
 For each: the bytes under site-packages, and (train, with_tf) the seconds from interpreter
 start to the end of the first iteration of configs/biggan_tiny.py, split into imports (the
 trainer plus the metric-writer module it writes with: clu's, which imports TensorFlow, or
-adapt_jax.writers) and Trainer construction + iteration 1 (mostly compilation). Rounds are
+adapt_jax.training.writers) and Trainer construction + iteration 1 (mostly compilation). Rounds are
 interleaved; medians are reported. Needs network access to PyPI and ~4 GB of disk.
 """
 

@@ -325,7 +325,7 @@ class JaxVariant:
     """The trainer's D and G steps traced under one conv implementation, on a private state."""
 
     def __init__(self, trainer, impl: str):
-        from adapt_jax.steps import GanSteps
+        from adapt_jax.gan.steps import GanSteps
 
         self.trainer, self.impl = trainer, impl
         base, gan = trainer.components.gan_steps, trainer.components.gan

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from adapt_jax.balance import BalanceWindow, DensityController, Measurement, load_reference_band
+from adapt_jax.gan.balance import BalanceWindow, DensityController, Measurement, load_reference_band
 
 
 def m(t, br, real=1.0, fake_pre=0.0, sign=0.5):

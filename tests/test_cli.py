@@ -11,8 +11,9 @@ import sys
 import pytest
 from PIL import Image
 
-from adapt_jax import main, methods
+from adapt_jax import main
 from adapt_jax.config_base import get_base_config
+from adapt_jax.gan import methods
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = "--config=configs/biggan_tiny.py"

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from adapt_jax import console
+from adapt_jax.training import console
 
 
 class Clock:

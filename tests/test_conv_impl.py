@@ -14,10 +14,10 @@ import pytest
 from conftest import tiny_config
 
 from adapt_jax import models
-from adapt_jax.config_base import get_base_config
+from adapt_jax.config_base import ConfigError, get_base_config
 from adapt_jax.models import cpu_conv, layers
 from adapt_jax.models.cpu_conv import ConvForms
-from adapt_jax.validation import ConfigError, validate_config
+from adapt_jax.training.validation import validate_config
 
 TOL = 1e-4
 

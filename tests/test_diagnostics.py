@@ -5,7 +5,7 @@ import json
 import jax.numpy as jnp
 import pytest
 
-from adapt_jax.diagnostics import SparsityDiagnostics
+from adapt_jax.training.diagnostics import SparsityDiagnostics
 
 
 def masks(bits_a: str, bits_b: str) -> dict:

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adapt_jax import diffaug
+from adapt_jax.gan import diffaug
 
 B, H, W, C = 16, 16, 16, 3
 

@@ -2,7 +2,7 @@
 
 import math
 
-from adapt_jax.eval.best import update_best
+from adapt_jax.evaluation.best import update_best
 
 
 def fresh_log():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from eval_support import digits_split
 
-from adapt_jax.eval import classifier_score, metrics
+from adapt_jax.evaluation import classifier_score, metrics
 
 
 @pytest.fixture(scope="module")

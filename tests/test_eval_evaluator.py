@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from eval_support import cycling_generator, digits_split
 
-from adapt_jax import eval as evaluation
-from adapt_jax import fid_stats
-from adapt_jax.config_base import get_base_config
-from adapt_jax.eval import evaluator, inception, metrics
-from adapt_jax.validation import ConfigError
+from adapt_jax import evaluation
+from adapt_jax.config_base import ConfigError, get_base_config
+from adapt_jax.evaluation import evaluator, inception, metrics
+from adapt_jax.tools import fid_stats
 
 
 def eval_config(**overrides):
@@ -35,7 +34,7 @@ def cache_dir(tmp_path_factory):
 def cfd_evaluator_and_log(data, cache_dir):
     source, _ = data
     handler = _ListHandler()
-    logger = logging.getLogger("adapt_jax.eval")
+    logger = logging.getLogger("adapt_jax.evaluation")
     logger.addHandler(handler)
     try:
         ev = evaluation.create_evaluator(eval_config(), source, cache_dir)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from adapt_jax.eval import convert_pytorch_fid, inception, storage
+from adapt_jax.evaluation import convert_pytorch_fid, inception, storage
 
 forward = jax.jit(inception.apply_uint8)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from adapt_jax.eval import metrics
+from adapt_jax.evaluation import metrics
 
 
 def random_spd(rng: np.random.Generator, d: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_singular_product_retries_with_eps(caplog):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
         assert not np.isfinite(scipy.linalg.sqrtm(sigma1 @ sigma2)).all()
-    with caplog.at_level(logging.WARNING, logger="adapt_jax.eval.metrics"):
+    with caplog.at_level(logging.WARNING, logger="adapt_jax.evaluation.metrics"):
         got = metrics.frechet_distance(np.zeros(2), sigma1, np.zeros(2), sigma2, eps=eps)
     # Tr sqrtm([[e, 1], [0, e]] (1 + e)) = 2 sqrt(e (1 + e)).
     assert got == pytest.approx(0.0 + 2.0 - 4.0 * np.sqrt(eps * (1 + eps)), rel=1e-9)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from adapt_jax.eval import precision_recall as pr
+from adapt_jax.evaluation import precision_recall as pr
 
 
 def gaussian(n, d=8, seed=0, shift=0.0):

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from adapt_jax.eval import convert_pytorch_fid, inception, storage  # noqa: E402
+from adapt_jax.evaluation import convert_pytorch_fid, inception, storage  # noqa: E402
 
 
 class Basic(nn.Module):

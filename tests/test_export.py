@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from adapt_jax import export, models, sampling, sparse, training
-from adapt_jax.run_loading import load_generator
-from adapt_jax.state import split_variables
+from adapt_jax import models, sparse, training
+from adapt_jax.evaluation import sampling
+from adapt_jax.gan.state import split_variables
+from adapt_jax.tools import export
+from adapt_jax.tools.run_loading import load_generator
 
 # One trained run serves every test here: keep them on one xdist worker.
 pytestmark = pytest.mark.xdist_group("export_run")
@@ -168,8 +170,8 @@ def test_cli_and_loading_without_the_trainer(run_dir, tmp_path):
         f"g = export.load({str(out)!r})\n"
         "x = np.asarray(g(np.zeros((2, g.z_dim)), np.array([1, 2])))\n"
         "assert x.shape == (2, 16, 16, 3), x.shape\n"
-        "bad = ['optax', 'orbax', 'adapt_jax.training', 'adapt_jax.steps',\n"
-        "       'adapt_jax.config_base', 'adapt_jax.run_loading', 'adapt_jax.sparse']\n"
+        "bad = ['optax', 'orbax', 'adapt_jax.training', 'adapt_jax.gan.steps',\n"
+        "       'adapt_jax.config_base', 'adapt_jax.tools.run_loading', 'adapt_jax.sparse']\n"
         "print([m for m in bad if m in sys.modules])\n")
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                           timeout=120)

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import pytest
 from flax import traverse_util
 
-from adapt_jax import flops
-from adapt_jax.flops import LayerMacs, TrainingFlops
+from adapt_jax.training import flops
+from adapt_jax.training.flops import LayerMacs, TrainingFlops
 
 
 class ConvBnDense(nn.Module):

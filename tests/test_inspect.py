@@ -9,8 +9,10 @@ import textwrap
 import jax
 import pytest
 
-from adapt_jax import flops, inspect, models, sparse
+from adapt_jax import models, sparse
 from adapt_jax.config_base import get_base_config
+from adapt_jax.tools import inspect_model as inspect
+from adapt_jax.training import flops
 
 CONFIG_FILE = textwrap.dedent("""\
     from adapt_jax.config_base import get_base_config

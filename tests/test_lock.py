@@ -7,14 +7,15 @@ import time
 
 import pytest
 
-from adapt_jax import paths, workdir_lock
+from adapt_jax import paths
+from adapt_jax.training import workdir_lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Stands in for a training run: holds the workdir until told to finish, then writes its result.
 RUN = """
 import os, sys, time
-from adapt_jax import workdir_lock
-from adapt_jax.validation import ConfigError
+from adapt_jax.training import workdir_lock
+from adapt_jax.config_base import ConfigError
 workdir, name = sys.argv[1], sys.argv[2]
 try:
     with workdir_lock.hold(workdir, process_index=0):

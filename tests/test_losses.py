@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adapt_jax import losses
+from adapt_jax.gan import losses
 
 REAL = jnp.array([2.0, 0.5, -1.0])
 FAKE = jnp.array([-2.0, 0.0, 1.5])

@@ -2,8 +2,8 @@
 
 import pytest
 
-from adapt_jax import methods
 from adapt_jax.config_base import get_base_config
+from adapt_jax.gan import methods
 
 
 def config(method: str, g_growth: str = "rigl", d_growth: str = "rigl"):

@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adapt_jax import flops, models
+from adapt_jax import models
 from adapt_jax.config_base import get_base_config
+from adapt_jax.training import flops
 
 TINY = dict(resolution=16, g_ch=16, d_ch=16, num_classes=10, attention=False)
 CASES = {

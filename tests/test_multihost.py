@@ -1,7 +1,8 @@
 """JAX's multi-process mode on CPU: 2 processes x 2 simulated devices, joined over gloo.
 
-Each test starts real processes (`jax.distributed.initialize` through `adapt_jax.distributed`)
-that meet on a free local port, as the hosts of a TPU pod slice do.
+Each test starts real processes (`jax.distributed.initialize` through
+`adapt_jax.training.distributed`) that meet on a free local port, as the hosts of a TPU pod
+slice do.
 """
 
 import json
@@ -16,8 +17,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from adapt_jax import distributed, preemption, sampling
-from adapt_jax.validation import ConfigError
+from adapt_jax.config_base import ConfigError
+from adapt_jax.evaluation import sampling
+from adapt_jax.training import distributed, preemption
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +42,8 @@ SAMPLE_AND_STOP = GENERATOR + """
 import os, signal, sys, time, json
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
-from adapt_jax import distributed, preemption, sampling
+from adapt_jax.training import distributed, preemption
+from adapt_jax.evaluation import sampling
 out, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
 distributed.initialize(ml_collections.ConfigDict(dict(
     distributed=True, coordinator_address=f'localhost:{port}', num_processes=2, process_id=pid)))

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from adapt_jax import paths, report
+from adapt_jax import paths
+from adapt_jax.training import report
 
 
 def test_resolve_expands_home_and_makes_local_paths_absolute(monkeypatch, tmp_path):

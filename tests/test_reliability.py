@@ -15,8 +15,8 @@ import pytest
 from conftest import EVAL_CACHE, tiny_config
 
 from adapt_jax import training
-from adapt_jax.checkpoint import Checkpointer, StorageError
-from adapt_jax.validation import ConfigError
+from adapt_jax.config_base import ConfigError
+from adapt_jax.training.checkpoint import Checkpointer, StorageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_OVERRIDES = [
@@ -321,8 +321,8 @@ _save_or_restore(sys.argv[2], sys.argv[3])
 def _save_or_restore(workdir: str, mode: str) -> None:
     """'save': checkpoint a fresh trainer's state as step 7. 'restore': the trainer resumes it,
     and sample and export read it, on this process's devices."""
-    from adapt_jax import export, sample
-    from adapt_jax.validation import check_workdir
+    from adapt_jax.tools import export, sample
+    from adapt_jax.training.validation import check_workdir
 
     c = tiny_config("static")
     tr = training.Trainer(c, workdir)

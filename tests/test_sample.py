@@ -11,8 +11,10 @@ import pytest
 from conftest import tiny_config
 from PIL import Image
 
-from adapt_jax import sample, sampling, training
-from adapt_jax.run_loading import load_generator
+from adapt_jax import training
+from adapt_jax.evaluation import sampling
+from adapt_jax.tools import sample
+from adapt_jax.tools.run_loading import load_generator
 
 SHAPE = (16, 16, 3)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

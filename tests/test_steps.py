@@ -14,8 +14,8 @@ import optax
 from conftest import tiny_config
 
 from adapt_jax import sparse, training
-from adapt_jax.state import NetState, TrainState, iteration_key
-from adapt_jax.steps import GanSteps, StepConfig
+from adapt_jax.gan.state import NetState, TrainState, iteration_key
+from adapt_jax.gan.steps import GanSteps, StepConfig
 
 Z, H = 3, 2  # latent size; images are H x H x 3
 
@@ -129,7 +129,8 @@ HLO_SCRIPT = """
 import json, sys, jax, jax.numpy as jnp
 sys.path.insert(0, 'tests')
 from conftest import tiny_config
-from adapt_jax import hlo, training
+from adapt_jax.tools import hlo
+from adapt_jax import training
 assert jax.device_count() == 4, jax.devices()
 tr = training.Trainer(tiny_config('adapt_relax', **{'train.batch_g': 32}), sys.argv[1])
 x, y = tr.next_batch()

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from adapt_jax import methods, sweep, sweep_report
-from adapt_jax.validation import check_workdir
+from adapt_jax.gan import methods
+from adapt_jax.tools import sweep, sweep_report
+from adapt_jax.training.validation import check_workdir
 
 # The tiny model of conftest.tiny_config, as --set overrides of the digits config.
 TINY = [

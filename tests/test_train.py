@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from adapt_jax import methods, sparse, training
+from adapt_jax import sparse, training
+from adapt_jax.gan import methods
 from adapt_jax.training import outputs
 
 
@@ -143,7 +144,7 @@ def test_run_writes_outputs_and_resume_is_exact(tmp_path):
         assert split_tags[tag] == tags[tag], tag
     a = training.Trainer(c, str(full))
     b = training.Trainer(c, str(split))
-    from adapt_jax.checkpoint import Checkpointer
+    from adapt_jax.training.checkpoint import Checkpointer
 
     sa = Checkpointer(str(full / "checkpoints")).restore_latest(a.state)
     sb = Checkpointer(str(split / "checkpoints")).restore_latest(b.state)

@@ -9,7 +9,8 @@ import jax
 import pytest
 from conftest import tiny_config
 
-from adapt_jax.validation import ConfigError, check_workdir, validate_config
+from adapt_jax.config_base import ConfigError
+from adapt_jax.training.validation import check_workdir, validate_config
 
 INVALID = [
     ({"method": "adapt"}, "config.method='adapt' is unknown"),
@@ -153,8 +154,8 @@ def test_cli_exits_nonzero_without_traceback(tmp_path):
 def test_d_starts_at_d_g_unless_density_d_is_set():
     """DDA/ADAPT start D at d_G, so `--config.sparse.density_g=0.3` alone moves both;
     an explicit sparse.density_d wins; baselines follow their strategy."""
-    from adapt_jax import methods
     from adapt_jax.config_base import get_base_config
+    from adapt_jax.gan import methods
 
     c = get_base_config()
     c.method, c.sparse.density_g = "adapt_relax", 0.3

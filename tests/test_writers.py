@@ -13,7 +13,7 @@ import pytest
 from absl import logging
 from PIL import Image
 
-from adapt_jax import writers
+from adapt_jax.training import writers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,7 +106,8 @@ def test_two_writers_in_one_directory_are_one_run(tmp_path):
 _NO_TENSORFLOW = textwrap.dedent("""
     import sys, tempfile
     import numpy as np
-    from adapt_jax import data, writers
+    from adapt_jax import data
+    from adapt_jax.training import writers
     from adapt_jax.config_base import get_base_config
 
     cfg = get_base_config().data

@@ -17,10 +17,12 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adapt_jax import data, flops, methods, models, sparse
-from adapt_jax.state import SubKeys, TrainState, init_net
-from adapt_jax.steps import GanSteps, StepConfig
-from adapt_jax.validation import ConfigError
+from adapt_jax import data, models, sparse
+from adapt_jax.config_base import ConfigError
+from adapt_jax.gan import methods
+from adapt_jax.gan.state import SubKeys, TrainState, init_net
+from adapt_jax.gan.steps import GanSteps, StepConfig
+from adapt_jax.training import flops
 
 
 def make_mesh() -> jax.sharding.Mesh:

@@ -7,7 +7,7 @@ from typing import Any
 
 import jax
 
-from adapt_jax import writers
+from adapt_jax.training import writers
 from adapt_jax.training.trainer import Trainer
 
 # TensorBoard codes of the controller's actions ('wait': the window was not full yet).

@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from adapt_jax import balance, flops, methods
-from adapt_jax import eval as evaluation
-from adapt_jax.diagnostics import SparsityDiagnostics
-from adapt_jax.state import TrainState
+from adapt_jax import evaluation
+from adapt_jax.gan import balance, methods
+from adapt_jax.gan.state import TrainState
+from adapt_jax.training import flops
 from adapt_jax.training.build import Components, calibrates_band
+from adapt_jax.training.diagnostics import SparsityDiagnostics
 
 
 @dataclasses.dataclass

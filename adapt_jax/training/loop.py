@@ -10,15 +10,14 @@ import jax
 import ml_collections
 from absl import logging
 
-from adapt_jax import eval as evaluation
-from adapt_jax import workdir_lock, writers
-from adapt_jax.checkpoint import Checkpointer
-from adapt_jax.console import RunConsole
-from adapt_jax.preemption import StopRequest
+from adapt_jax import evaluation
 from adapt_jax.rundir import RunDir
-from adapt_jax.training import events, outputs
+from adapt_jax.training import events, outputs, workdir_lock, writers
+from adapt_jax.training.checkpoint import Checkpointer
+from adapt_jax.training.console import RunConsole
+from adapt_jax.training.preemption import StopRequest
 from adapt_jax.training.trainer import Trainer
-from adapt_jax.validation import check_workdir, validate_config
+from adapt_jax.training.validation import check_workdir, validate_config
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,

@@ -11,9 +11,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from adapt_jax import paths, report
+from adapt_jax import paths
+from adapt_jax.gan.state import EVAL_STREAM, SAMPLE_GRID_STREAM, stream_key
 from adapt_jax.rundir import RunDir
-from adapt_jax.state import EVAL_STREAM, SAMPLE_GRID_STREAM, stream_key
+from adapt_jax.training import report
 from adapt_jax.training.trainer import Trainer
 
 

@@ -24,7 +24,7 @@ import socket
 import time
 
 from adapt_jax import paths
-from adapt_jax.validation import ConfigError
+from adapt_jax.config_base import ConfigError
 
 LOCK_NAME = "run.lock"
 LEASE_TTL = 600.0  # seconds without a heartbeat after which a gs:// lease is taken over

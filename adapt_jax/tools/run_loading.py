@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 
 from adapt_jax import models
-from adapt_jax.checkpoint import Checkpointer
+from adapt_jax.training.checkpoint import Checkpointer
 
 
 @dataclasses.dataclass

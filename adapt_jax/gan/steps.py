@@ -15,8 +15,9 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adapt_jax import diffaug, losses, sparse
-from adapt_jax.state import NetState, TrainState, iteration_key
+from adapt_jax import sparse
+from adapt_jax.gan import diffaug, losses
+from adapt_jax.gan.state import NetState, TrainState, iteration_key
 
 
 @dataclasses.dataclass(frozen=True)

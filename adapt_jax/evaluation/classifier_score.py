@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from adapt_jax.eval import random_init, storage
-from adapt_jax.eval.batching import BatchedApply
+from adapt_jax.evaluation import random_init, storage
+from adapt_jax.evaluation.batching import BatchedApply
 
 logger = logging.getLogger(__name__)
 

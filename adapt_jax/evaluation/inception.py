@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adapt_jax.eval import random_init, storage
-from adapt_jax.eval.batching import BatchedApply
+from adapt_jax.evaluation import random_init, storage
+from adapt_jax.evaluation.batching import BatchedApply
 
 INPUT_SIZE = 299
 POOL_DIM = 2048

@@ -1,6 +1,6 @@
 """CLI: pytorch-fid's FID Inception state dict (.pth) -> our `.npz` weight file.
 
-    python -m adapt_jax.eval.convert_pytorch_fid \
+    python -m adapt_jax.evaluation.convert_pytorch_fid \
         --pth pt_inception-2015-12-05-6726825d.pth --out inception_fid.npz
 
 Needs torch (imported only when reading a .pth); the layout mapping itself is numpy-only so it is
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from adapt_jax.eval import inception, storage
+from adapt_jax.evaluation import inception, storage
 
 # torch suffix -> (flax collection, flax leaf)
 _SUFFIXES = {

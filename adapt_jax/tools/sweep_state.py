@@ -17,7 +17,7 @@ def settings_changes(config: ml_collections.ConfigDict, workdir: str) -> dict[st
     """{field: (stored, requested)} where the run already in `workdir` has other settings than
     `config` (cosmetic fields aside); empty for a new run. ConfigError (from `stored_config`)
     when the run there has checkpoints but no readable config.json."""
-    from adapt_jax.validation import changed_fields, stored_config
+    from adapt_jax.training.validation import changed_fields, stored_config
 
     stored = stored_config(workdir) if os.path.isdir(workdir) else None
     if stored is None:

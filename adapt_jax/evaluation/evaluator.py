@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from adapt_jax.eval import classifier_score, inception, metrics, precision_recall, storage
-from adapt_jax.validation import ConfigError
+from adapt_jax.config_base import ConfigError
+from adapt_jax.evaluation import classifier_score, inception, metrics, precision_recall, storage
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ IS_SPLITS = 10
 CONVERTER_HINT = (
     "The FID InceptionV3 weights cannot be downloaded here. Convert pytorch-fid's "
     "pt_inception-2015-12-05-6726825d.pth on a machine with torch: `python -m "
-    "adapt_jax.eval.convert_pytorch_fid --pth pt_inception-2015-12-05-6726825d.pth --out "
+    "adapt_jax.evaluation.convert_pytorch_fid --pth pt_inception-2015-12-05-6726825d.pth --out "
     "inception_fid.npz`, then set eval.inception_path to that file."
 )
 

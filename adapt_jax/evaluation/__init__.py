@@ -1,15 +1,15 @@
 """Sample-quality evaluation: FID/IS with a JAX InceptionV3, or an offline classifier score.
 
-    from adapt_jax import eval as evaluation
+    from adapt_jax import evaluation
     ev = evaluation.create_evaluator(cfg.eval, source, cache_dir)
     scores = ev.evaluate(generate)   # {'fid', 'is_mean', 'is_std'} or {'cfd'}, each with
                                      # 'precision' and 'recall'; ev.name is primary
 """
 
-from adapt_jax.eval.best import update_best
-from adapt_jax.eval.evaluator import Evaluator, create_evaluator
-from adapt_jax.eval.inception import InceptionV3, load_inception_params
-from adapt_jax.eval.metrics import (
+from adapt_jax.evaluation.best import update_best
+from adapt_jax.evaluation.evaluator import Evaluator, create_evaluator
+from adapt_jax.evaluation.inception import InceptionV3, load_inception_params
+from adapt_jax.evaluation.metrics import (
     StatsAccumulator,
     feature_statistics,
     frechet_distance,

@@ -1,6 +1,6 @@
 """Aggregate a sweep directory into results.md, results.json and plots.
 
-    python -m adapt_jax.sweep_report --workdir=runs/sweeps/NAME
+    python -m adapt_jax.tools.sweep_report --workdir=runs/sweeps/NAME
 
 Tables are laid out like the paper's Tables 1-3 (rows: methods, columns: generator densities;
 one table per d_max setting): the evaluator's best score, the precision and recall of that same
@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from adapt_jax import methods, report
+from adapt_jax.gan import methods
+from adapt_jax.training import report
 
 ORDER = list(methods.METHODS)  # the paper's row order: baselines first, ADAPT last
 EARLY = 0.2  # "after the first 20% of training"
@@ -385,7 +386,7 @@ def write_report(workdir: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m adapt_jax.sweep_report",
+    p = argparse.ArgumentParser(prog="python -m adapt_jax.tools.sweep_report",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--workdir", required=True, help="a sweep directory")
     print(write_report(p.parse_args(argv).workdir))

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
-from adapt_jax.eval import storage
+from adapt_jax.evaluation import storage
 
 logger = logging.getLogger(__name__)
 

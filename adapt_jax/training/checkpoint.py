@@ -6,7 +6,7 @@ What restoring and saving guarantee:
   skipped; it is moved to `<directory>_damaged/` (never deleted) and the next older one is tried.
 - A stored tree whose structure, shapes or dtypes differ from the current state's was written by
   another config or code version: `ConfigError` naming the first difference; nothing is moved.
-- Every step carries a digest of its arrays (`adapt_jax.digest`), checked after restoring.
+- Every step carries a digest of its arrays (`adapt_jax.training.digest`), checked after restoring.
 - Restored arrays take the target's shardings (the current mesh), so a run saved on N devices
   resumes, samples and exports on any other device count.
 - A save that fails for lack of space or permission raises `StorageError`: one line, no traceback.
@@ -29,8 +29,9 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adapt_jax import digest, paths
-from adapt_jax.validation import ConfigError
+from adapt_jax import paths
+from adapt_jax.config_base import ConfigError
+from adapt_jax.training import digest
 
 DIGEST_KEY = "_digest"  # host JSON entry: {leaf path: digest} of the state saved with it
 # Messages of OS and tensorstore errors that mean "cannot write here" rather than a bug.
@@ -313,5 +314,5 @@ class Checkpointer:
                     dst = paths.join(self.quarantine, f"{step}.{suffix}")
                 paths.move(src, dst)
         if jax.process_count() > 1:
-            multihost_utils.sync_global_devices("adapt_jax.checkpoint.quarantine")
+            multihost_utils.sync_global_devices("adapt_jax.training.checkpoint.quarantine")
         self.manager = self._open()

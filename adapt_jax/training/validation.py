@@ -10,14 +10,11 @@ import os
 import jax
 import ml_collections
 
-from adapt_jax import balance, data, diffaug, flops, losses, methods, models, paths, sparse
-from adapt_jax.config_base import get_base_config
+from adapt_jax import data, models, paths, sparse
+from adapt_jax.config_base import ConfigError, get_base_config
+from adapt_jax.gan import balance, diffaug, losses, methods
 from adapt_jax.rundir import RunDir
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the CLI prints it without a traceback."""
-
+from adapt_jax.training import flops
 
 CHOICES = {  # each list is its owner's, so a new choice needs no edit here
     "loss": losses.LOSSES,
@@ -109,7 +106,7 @@ def check_values(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.{field}={v} is outside {interval}: it is {what}.")
     need, why = MIN_EVAL_SAMPLES, "a covariance"
     if config.eval.inception_path:  # the Inception Score too, over IS_SPLITS chunks
-        from adapt_jax.eval.evaluator import IS_SPLITS
+        from adapt_jax.evaluation.evaluator import IS_SPLITS
 
         need, why = max(need, IS_SPLITS), f"a covariance and {IS_SPLITS} Inception Score splits"
     if config.eval.num_samples < need:
@@ -192,7 +189,7 @@ def _check_paths(config: ml_collections.ConfigDict) -> None:
     if e.inception_path and not os.path.isfile(e.inception_path):
         raise ConfigError(f"config.eval.inception_path={e.inception_path!r} does not exist; "
                           "convert pytorch-fid's weights with `python -m "
-                          "adapt_jax.eval.convert_pytorch_fid` or set it to '' to use the "
+                          "adapt_jax.evaluation.convert_pytorch_fid` or set it to '' to use the "
                           "offline classifier score.")
     if e.fid_stats_path and not os.path.isfile(e.fid_stats_path):
         raise ConfigError(f"config.eval.fid_stats_path={e.fid_stats_path!r} does not exist; "

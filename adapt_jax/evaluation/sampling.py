@@ -20,10 +20,13 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adapt_jax.report import to_uint8
-
 # fold_in streams of one batch key: latents (the key itself), labels, padding latents and labels.
 _LABELS, _PAD_Z, _PAD_Y = 1, 2, 3
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats → uint8 the way the reference saves samples (x*127.5+127.5, clamp)."""
+    return np.clip(np.asarray(images, np.float32) * 127.5 + 127.5, 0, 255).astype(np.uint8)
 
 
 def make_generate_fn(generator, batch_stats: bool) -> Callable:

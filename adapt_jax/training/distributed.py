@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import ml_collections
 
-from adapt_jax.validation import ConfigError
+from adapt_jax.config_base import ConfigError
 
 FIELDS = ("coordinator_address", "num_processes", "process_id")
 

@@ -16,11 +16,6 @@ import numpy as np
 from adapt_jax import paths
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] floats → uint8 the way the reference saves samples (x*127.5+127.5, clamp)."""
-    return np.clip(np.asarray(images, np.float32) * 127.5 + 127.5, 0, 255).astype(np.uint8)
-
-
 def image_grid(images: np.ndarray, cols: int) -> np.ndarray:
     """(N, H, W, C) uint8 → one (rows*H, cols*W, C) image, 1-pixel gaps."""
     n, h, w, c = images.shape
