@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import pytest
 from flax import traverse_util
 
+from adapt_jax.models import macs
 from adapt_jax.training import flops
 from adapt_jax.training.flops import LayerMacs, TrainingFlops
 
@@ -31,7 +32,7 @@ class ConvBnDense(nn.Module):
 
 def _macs(module, x, **kwargs):
     variables = jax.eval_shape(functools.partial(module.init, **kwargs), jax.random.key(0), x)
-    return {lm.name: lm for lm in flops.per_sample_macs(module, variables, x, **kwargs)}
+    return {lm.name: lm for lm in macs.per_sample_macs(module, variables, x, **kwargs)}
 
 
 def test_conv_bn_dense_with_bias_by_hand():
@@ -46,8 +47,8 @@ def test_conv_bn_dense_with_bias_by_hand():
     assert got["fc/kernel"] == LayerMacs("fc/kernel", "dense", 256 * 5, 5)
     densities = {"conv/kernel": 0.25, "fc/kernel": 0.5}
     expected = 0.25 * 4608 + 256 + 512 + 0.5 * 1280 + 5
-    assert flops.total_macs(list(got.values()), densities) == expected
-    assert flops.total_macs(list(got.values())) == 4608 + 256 + 512 + 1280 + 5
+    assert macs.total_macs(list(got.values()), densities) == expected
+    assert macs.total_macs(list(got.values())) == 4608 + 256 + 512 + 1280 + 5
 
 
 def test_no_bias_strided_and_partial_bn_by_hand():
@@ -92,7 +93,7 @@ def test_spectral_norm_layers_named_by_their_kernel_paths():
     module = SNNet()
     variables = jax.eval_shape(functools.partial(module.init, update_stats=False),
                                jax.random.key(0), x)
-    layers = flops.per_sample_macs(module, variables, x, update_stats=True)
+    layers = macs.per_sample_macs(module, variables, x, update_stats=True)
     kernels = [k for k in traverse_util.flatten_dict(variables["params"], sep="/")
                if k.endswith("kernel")]
     assert sorted(lm.name for lm in layers) == sorted(kernels)
@@ -107,8 +108,8 @@ def test_concrete_and_abstract_inputs_count_alike():
     module, x = nn.Dense(3), jnp.ones((1, 4))
     variables = module.init(jax.random.key(0), x)
     abstract = jax.eval_shape(lambda: (variables, x))
-    assert (flops.per_sample_macs(module, variables, x)
-            == flops.per_sample_macs(module, *abstract)
+    assert (macs.per_sample_macs(module, variables, x)
+            == macs.per_sample_macs(module, *abstract)
             == [LayerMacs("kernel", "dense", 12, 3)])
 
 

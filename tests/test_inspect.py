@@ -11,8 +11,8 @@ import pytest
 
 from adapt_jax import models, sparse
 from adapt_jax.config_base import get_base_config
+from adapt_jax.models import macs
 from adapt_jax.tools import inspect_model as inspect
-from adapt_jax.training import flops
 
 CONFIG_FILE = textwrap.dedent("""\
     from adapt_jax.config_base import get_base_config
@@ -82,11 +82,11 @@ def test_cli_json_totals_are_sums_of_layers(cli_report):
 def test_layer_macs_match_flops_and_a_hand_count(cli_report):
     net = cli_report["discriminator"]
     rows = [r for r in net["layers"] if r["kind"]]
-    layers = [flops.LayerMacs(r["name"], r["kind"], r["weight_macs"], r["other_macs"])
+    layers = [macs.LayerMacs(r["name"], r["kind"], r["weight_macs"], r["other_macs"])
               for r in rows]
     dens = {r["name"]: r["active"] / math.prod(r["shape"]) for r in rows}
-    assert flops.total_macs(layers) == net["macs_dense"]
-    assert flops.total_macs(layers, dens) == pytest.approx(net["macs_sparse"])
+    assert macs.total_macs(layers) == net["macs_dense"]
+    assert macs.total_macs(layers, dens) == pytest.approx(net["macs_sparse"])
     # First D conv: 3x3, 3 -> 16 channels, SAME on 16x16, with bias.
     first = next(r for r in rows if r["name"] == "block1/conv1/layer_instance/kernel")
     assert (first["weight_macs"], first["other_macs"]) == (3 * 16 * 9 * 256, 16 * 256)

@@ -16,7 +16,7 @@ import pytest
 
 from adapt_jax import models
 from adapt_jax.config_base import get_base_config
-from adapt_jax.training import flops
+from adapt_jax.models import macs
 
 TINY = dict(resolution=16, g_ch=16, d_ch=16, num_classes=10, attention=False)
 CASES = {
@@ -134,10 +134,10 @@ def test_sngan32_discriminator_macs_by_hand():
                 conv(3, 128, 1, 16),  # shortcut: pool, then 1x1 conv
                 conv(128, 128, 3, 16), conv(128, 128, 3, 16), conv(128, 128, 1, 16),
                 *[conv(128, 128, 3, 8)] * 4, (128, 0)]
-    layers = flops.gan_layer_macs(gan, g, d)[1]
+    layers = macs.gan_layer_macs(gan, g, d)[1]
     assert [(lm.weight_macs, lm.other_macs) for lm in layers] == expected
     assert layers[-1].name == "linear/layer_instance/kernel"
-    assert flops.total_macs(layers) == 272_498_816
+    assert macs.total_macs(layers) == 272_498_816
 
 
 @pytest.mark.parametrize("case", list(CASES))

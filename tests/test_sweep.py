@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from adapt_jax.gan import methods
-from adapt_jax.tools import sweep, sweep_report
+from adapt_jax.tools import config_files, sweep, sweep_report
 from adapt_jax.training.validation import check_workdir
 
 # The tiny model of conftest.tiny_config, as --set overrides of the digits config.
@@ -55,7 +55,7 @@ def test_build_config_applies_overrides_and_grid():
     paper_d_max = methods.METHODS["adapt_strict"].paper_d_max
     assert sweep.build_config(args, strict).sparse.d_max == paper_d_max
     with pytest.raises(ValueError, match="no field"):
-        sweep.apply_override(c, "train.nope=1")
+        config_files.apply_override(c, "train.nope=1")
 
 
 @pytest.mark.slow

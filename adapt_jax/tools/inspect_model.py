@@ -25,12 +25,13 @@ from ml_collections import ConfigDict, config_flags
 
 from adapt_jax import models, sparse
 from adapt_jax.gan import methods
+from adapt_jax.models import macs
 from adapt_jax.training import flops, validation
 
 IsMaskable = Callable[[str, Any], bool]
 
 
-def net_report(params: Any, is_maskable: IsMaskable, layers: Sequence[flops.LayerMacs],
+def net_report(params: Any, is_maskable: IsMaskable, layers: Sequence[macs.LayerMacs],
                density: float, distribution: str) -> dict:
     """Rows for every parameter of one net plus totals (`params`, `macs_dense`, ...)."""
     shapes = sparse.maskable_shapes(params, is_maskable)
@@ -73,7 +74,7 @@ def build_report(config: ConfigDict) -> dict:
     """
     model = models.create(config.model)
     g_vars, d_vars = jax.eval_shape(model.init, jax.random.key(config.seed))
-    g_layers, d_layers = flops.gan_layer_macs(model, g_vars, d_vars)
+    g_layers, d_layers = macs.gan_layer_macs(model, g_vars, d_vars)
     d_g, d_d = methods.initial_densities(config)
     multipliers = flops.iteration_multipliers(
         "reference", batch_d=config.train.batch_d, batch_g=config.train.batch_g,
@@ -107,11 +108,11 @@ def format_net(title: str, net: dict) -> str:
     lines = [f"{title}: density {net['density']:.4g} ({net['distribution']})", head,
              "-" * len(head)]
     for r in net["layers"]:
-        macs = (_si(r["macs_dense"]), _si(r["macs_sparse"])) if r["kind"] else ("", "")
+        mac_cells = (_si(r["macs_dense"]), _si(r["macs_sparse"])) if r["kind"] else ("", "")
         lines.append(
             f"{r['name']:<{width}}  {str(tuple(r['shape'])):<18} {r['size']:>10,} "
             f"{'yes' if r['maskable'] else '-':>4} {r['density']:>8.4f} {r['active']:>10,} "
-            f"{macs[0]:>9} {macs[1]:>9}")
+            f"{mac_cells[0]:>9} {mac_cells[1]:>9}")
     maskable = net["maskable_params"]
     lines += [
         "-" * len(head),

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-import inspect
 import json
 import logging
 import os
@@ -38,6 +36,7 @@ from collections.abc import Sequence
 import ml_collections
 
 from adapt_jax.gan import methods
+from adapt_jax.tools.config_files import apply_override, load_config_file
 from adapt_jax.tools.sweep_state import finished, rerun_error, settings_changes
 
 
@@ -136,58 +135,6 @@ def build_grid(args: argparse.Namespace) -> list[RunSpec]:
                         if run not in runs:
                             runs.append(run)
     return runs
-
-
-_CONFIG_MODULES: dict[str, object] = {}
-
-
-def load_config_file(spec: str, method: str) -> ml_collections.ConfigDict:
-    """`PATH[:ARG]` → get_config(ARG); a get_config that takes a method gets the run's method
-    (so configs with per-method paper settings apply them)."""
-    path, _, arg = spec.partition(":")
-    if path not in _CONFIG_MODULES:
-        module_spec = importlib.util.spec_from_file_location(
-            f"_sweep_config_{len(_CONFIG_MODULES)}", path)
-        if module_spec is None or not os.path.isfile(path):
-            raise FileNotFoundError(f"--config={path} is not a config file")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        _CONFIG_MODULES[path] = module
-    get_config = _CONFIG_MODULES[path].get_config
-    if arg:
-        return get_config(arg)
-    return get_config(method) if inspect.signature(get_config).parameters else get_config()
-
-
-def _parse_value(old: object, text: str, field_type: type | None = None) -> object:
-    """Read `text` as the type of the field it replaces (as --config.x=... does); an unset
-    placeholder field (None) is read as its declared type."""
-    if old is None and field_type in (bool, int, float):
-        old = field_type()
-    if isinstance(old, bool):
-        if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true/false, got {text!r}")
-        return text.lower() in ("true", "1")
-    if isinstance(old, int):
-        return int(float(text)) if any(ch in text for ch in ".eE") else int(text)
-    if isinstance(old, float):
-        return float(text)
-    return text
-
-
-def apply_override(config: ml_collections.ConfigDict, assignment: str) -> None:
-    field, sep, text = assignment.partition("=")
-    if not sep:
-        raise ValueError(f"--set={assignment!r}: use FIELD=VALUE, e.g. train.num_iters=600")
-    *parents, leaf = field.split(".")
-    target = config
-    for part in parents:
-        target = target[part]
-    if leaf not in target:
-        raise ValueError(f"--set={assignment!r}: config has no field {field!r}")
-    old = target[leaf]
-    declared = target.get_ref(leaf).get_type() if old is None else None  # placeholder
-    target[leaf] = _parse_value(old, text, declared)
 
 
 def build_config(args: argparse.Namespace, run: RunSpec) -> ml_collections.ConfigDict:

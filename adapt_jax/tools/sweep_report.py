@@ -29,7 +29,6 @@ from adapt_jax.training import report
 ORDER = list(methods.METHODS)  # the paper's row order: baselines first, ADAPT last
 EARLY = 0.2  # "after the first 20% of training"
 PR_KEYS = ("precision", "recall")  # diversity metrics the evaluator reports beside the score
-LINESTYLES = ("-", "--", ":", "-.")
 
 
 @dataclasses.dataclass
@@ -234,87 +233,6 @@ def _num(v: Any, fmt: str) -> str:
     return fmt.format(v) if _finite(v) else "–"
 
 
-# -- plots -----------------------------------------------------------------------------------
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _on_grid(points: Sequence[Sequence[float]], grid: np.ndarray, step: bool) -> np.ndarray:
-    t, v = (np.asarray(x, float) for x in zip(*points, strict=True))
-    if step:
-        return v[np.clip(np.searchsorted(t, grid, side="right") - 1, 0, len(v) - 1)]
-    return np.interp(grid, t, v)
-
-
-def plot_curves(path: str, runs: Sequence[Run], key: str, ylabel: str, step: bool) -> bool:
-    """One panel per d_G, one line per method (mean over seeds, min-max shaded)."""
-    done = [r for r in runs if r.summary and r.history.get(key)]
-    if not done:
-        return False
-    plt = _pyplot()
-    many = len(settings_of(runs)) > 1
-    cols = sorted({r.record["density_g"] for r in done})
-    labels = list(dict.fromkeys(r.line_label(many) for r in done))
-    colors = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
-    fig, axes = plt.subplots(1, len(cols), figsize=(5.5 * len(cols), 3.8), squeeze=False)
-    for ax, d_g in zip(axes[0], cols, strict=True):
-        for lab in labels:
-            group = [r for r in done if r.line_label(many) == lab and r.record["density_g"] == d_g]
-            if not group:
-                continue
-            end = max(r.summary["iterations"] for r in group)
-            grid = np.linspace(min(r.history[key][0][0] for r in group), end, 200)
-            ys = np.stack([_on_grid(r.history[key], grid, step) for r in group])
-            ax.plot(grid, ys.mean(0), color=colors[lab], lw=1.3, label=lab,
-                    ls=LINESTYLES[labels.index(lab) % len(LINESTYLES)])  # overlaps stay visible
-            if len(group) > 1:
-                ax.fill_between(grid, ys.min(0), ys.max(0), color=colors[lab], alpha=0.15)
-        if key == "br":
-            lo, hi = done[0].record["band"]
-            ax.axhspan(lo, hi, color="tab:green", alpha=0.15, label="[B-, B+]")
-        ax.set_title(f"d_G = {d_g:.0%}")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
-
-
-def plot_score_vs_flops(path: str, runs: Sequence[Run]) -> bool:
-    """Mean score against mean normalized training FLOPs; error bars are stds over seeds."""
-    done = [r for r in runs if r.summary and _finite(r.score) and _finite(r.flops)]
-    if not done:
-        return False
-    plt = _pyplot()
-    many = len(settings_of(runs)) > 1
-    labels = list(dict.fromkeys(r.line_label(many) for r in done))
-    markers = dict(zip(sorted({r.record["density_g"] for r in done}), "osD^v<>p*", strict=False))
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for i, lab in enumerate(labels):
-        for d_g, marker in markers.items():
-            group = [r for r in done if r.line_label(many) == lab and r.record["density_g"] == d_g]
-            if not group:
-                continue
-            x, xs = mean_std([r.flops for r in group])
-            y, ys = mean_std([r.score for r in group])
-            ax.errorbar(100 * x, y, xerr=100 * xs, yerr=ys, fmt=marker, color=plt.cm.tab10(i % 10),
-                        capsize=2, label=f"{lab}, d_G = {d_g:.0%}")
-    ax.set_xlabel("normalized training FLOPs (%)")
-    ax.set_ylabel(f"{done[0].summary['eval']['name']} (lower is better)")
-    ax.legend(fontsize=6, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
-
-
 # -- the report ------------------------------------------------------------------------------
 def aggregate(runs: Sequence[Run]) -> dict[str, Any]:
     """results.json: per-run numbers (no histories) for re-plotting or comparing sweeps."""
@@ -370,13 +288,15 @@ def render(runs: Sequence[Run], plots: dict[str, bool]) -> str:
 
 def write_report(workdir: str) -> str:
     """Write results.md, results.json and the plots into `workdir`; returns results.md's path."""
+    from adapt_jax.tools import sweep_plots  # imports this module's Run: lazily, no cycle
+
     runs = load_runs(workdir)
+    at = lambda name: os.path.join(workdir, name)  # noqa: E731
     plots = {
-        "br.png": plot_curves(os.path.join(workdir, "br.png"), runs, "br", "windowed BR", False),
-        "density_d.png": plot_curves(os.path.join(workdir, "density_d.png"), runs, "density_d",
-                                     "D density", True),
-        "score_vs_flops.png": plot_score_vs_flops(os.path.join(workdir, "score_vs_flops.png"),
-                                                  runs),
+        "br.png": sweep_plots.plot_curves(at("br.png"), runs, "br", "windowed BR", False),
+        "density_d.png": sweep_plots.plot_curves(at("density_d.png"), runs, "density_d",
+                                                 "D density", True),
+        "score_vs_flops.png": sweep_plots.plot_score_vs_flops(at("score_vs_flops.png"), runs),
     }
     report.write_json_atomic(os.path.join(workdir, "results.json"), aggregate(runs))
     path = os.path.join(workdir, "results.md")

@@ -22,7 +22,7 @@ from adapt_jax.config_base import ConfigError
 from adapt_jax.gan import methods
 from adapt_jax.gan.state import SubKeys, TrainState, init_net
 from adapt_jax.gan.steps import GanSteps, StepConfig
-from adapt_jax.training import flops
+from adapt_jax.models import macs
 
 
 def make_mesh() -> jax.sharding.Mesh:
@@ -151,4 +151,4 @@ def calibrates_band(c: Components) -> bool:
 
 def layer_macs(c: Components, state: TrainState) -> tuple[list, list]:
     """Per-sample MACs of every layer of G and D (the FLOPs accountant's input)."""
-    return flops.gan_layer_macs(c.gan, state.g.variables(), state.d.variables())
+    return macs.gan_layer_macs(c.gan, state.g.variables(), state.d.variables())
