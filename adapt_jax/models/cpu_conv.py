@@ -189,7 +189,7 @@ class ConvForms:
     """Drop-in for lax.conv_general_dilated inside nn.Conv (same params, names, shapes): the
     forms above for the stride-1, undilated, ungrouped NHWC convs this package builds when
     `impl` allows them; lax.conv_general_dilated otherwise. Frozen and hashable, so the choice
-    is part of the module definition (and readable by `adapt_jax.training.flops`).
+    is part of the module definition (and readable by `adapt_jax.models.macs`).
 
     impl: a resolved `CONV_IMPLS` value ('xla', 'cpu_auto' or 'matmul_grad').
     upsample_input: `lhs` is the low-resolution input of conv(upsample(lhs)). A 1x1 conv then

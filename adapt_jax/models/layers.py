@@ -118,7 +118,7 @@ def conv(
     upsample_input: compute conv(upsample(x)) (nearest x2); pool_output: compute
     downsample(conv(x)) (2x2 average). Both use a cheaper exact form where one exists
     (`cpu_conv.ConvForms`, within what `spec.conv_impl` allows); parameters, their names and
-    the counted MACs (`adapt_jax.training.flops`) are those of the conv at the larger resolution."""
+    the counted MACs (`adapt_jax.models.macs`) are those of the conv at the larger resolution."""
     fan_in = kernel_size * kernel_size * x.shape[-1]
     conv_fn = ConvForms(resolve_conv_impl(spec.conv_impl), upsample_input=upsample_input,
                         pool_output=pool_output)
