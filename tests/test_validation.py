@@ -89,6 +89,17 @@ def test_workdir_of_a_different_run_is_refused(tmp_path):
         check_workdir(tiny_config(**{"sparse.density_g": 0.5}), str(tmp_path))
 
 
+def test_band_fields_matter_only_to_methods_that_read_them(tmp_path):
+    """A STATIC run never reads the band, so another band is still the same run; for ADAPT
+    (a density-controlled D) it is a different run."""
+    static, adapt = tmp_path / "static", tmp_path / "adapt"
+    check_workdir(tiny_config("static"), str(static))
+    check_workdir(tiny_config("static", **{"balance.band": "calibrated"}), str(static))
+    check_workdir(tiny_config("adapt_relax"), str(adapt))
+    with pytest.raises(ConfigError, match="balance.band"):
+        check_workdir(tiny_config("adapt_relax", **{"balance.band": "calibrated"}), str(adapt))
+
+
 def test_workdir_with_checkpoints_needs_a_readable_config_json(tmp_path):
     """Without config.json nothing shows the checkpoints are this config's: refuse, and say
     where a copy is; the same for a config.json that is not JSON."""

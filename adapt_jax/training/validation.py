@@ -55,6 +55,9 @@ RANGES = {
 }
 # Fewest samples the Frechet distance can use: it needs a covariance (n - 1 > 0).
 MIN_EVAL_SAMPLES = 2
+# Fields only a density-controlled D reads: for other methods they never make a different run.
+BAND_FIELDS = ("balance.band", "balance.lower", "balance.upper", "balance.calibration_width",
+               "balance.reference", "balance.reference_coverage")
 # Fields a resumed run may change without being "a different run".
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
@@ -258,12 +261,16 @@ def is_resumable_change(field: str) -> bool:
 
 
 def changed_fields(config: ml_collections.ConfigDict, stored: dict) -> dict[str, tuple]:
-    """{dotted field: (stored value, value in `config`)} for every field that differs."""
+    """{dotted field: (stored value, value in `config`)} for every field that differs and that
+    the run's method reads (the band steers only a density-controlled D)."""
     a, b = _flatten(json.loads(config.to_json_best_effort())), _flatten(stored)
     # A field added to the library since that run started counts as its default there.
     defaults = _flatten(json.loads(get_base_config().to_json_best_effort()))
     b = {**{k: v for k, v in defaults.items() if k in a and k not in b}, **b}
-    return {k: (b.get(k), a.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+    unread = (() if methods.get_method(config.method).d_mode == "controlled"
+              else BAND_FIELDS)
+    return {k: (b.get(k), a.get(k)) for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and k not in unread}
 
 
 def has_checkpoints(workdir: str) -> bool:
