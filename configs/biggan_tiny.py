@@ -1,11 +1,18 @@
 """The embedded default: a small class-conditional BigGAN on scikit-learn's digits (offline).
 
-Finishes on a 2-core CPU in a few minutes. ADAPT_relax with a 20% dense generator: D trains
-dense for the first 250 iterations, which calibrates the BR band, then starts at 20% and the
-balance-ratio controller moves it (dT_D = 250, window 250 iterations).
+Finishes on a 2-core CPU in a few minutes. ADAPT_relax with a 20% dense generator: D starts at
+20% and the balance-ratio controller moves it every 250 iterations (window 250 iterations),
+holding BR in the band where this config's BR lives with a dense D.
 """
 
+import os
+
 from adapt_jax.config_base import get_base_config
+
+# The BR history of this config's SDST-RigL run with a dense D (d_G = 20%, seed 0): the balance
+# the controller aims at. Regenerate it as docs/results.md says when the model or data change.
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference",
+                         "biggan_tiny_rigl_dmax1.json")
 
 
 def get_config():
@@ -37,9 +44,11 @@ def get_config():
     b = c.balance
     b.br_every = 5
     b.window = 250
-    # This model's BR lives far below the paper's [0.45, 0.55]: calibrate the band on a
-    # warm-up at d_max (docs/design.md §5); ratio_of_means is steadier once D is sparse.
-    b.band = "calibrated"
+    # This model's BR lives far below the paper's [0.45, 0.55] and climbs through training, so
+    # the band is the inter-quartile range of the reference run's BR after its first 20%
+    # (docs/design.md §5); ratio_of_means is steadier once D is sparse.
+    b.band = "reference"
+    b.reference = REFERENCE
     b.reduce = "ratio_of_means"
     c.eval.every = 500
     c.eval.num_samples = 1000

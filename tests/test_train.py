@@ -270,3 +270,14 @@ def test_stop_in_last_iteration_then_resume_finishes_the_run(tmp_path, monkeypat
     assert summary["eval"]["history"] == [] and summary["iterations"] == 10
     assert os.listdir(other / "checkpoints") == ["10"]
     assert "Evaluation at iteration 10 failed (RuntimeError: evaluator exploded)" in caplog.text
+
+
+def test_an_extended_run_keeps_the_final_evaluation_of_its_first_part(tmp_path):
+    """The last checkpoint is written after the final evaluation: a run extended to more
+    iterations resumes from it and still lists that evaluation (eval.every does not hit it)."""
+    c = tiny_config("static", **{"train.num_iters": 12, "train.ckpt_every": 10,
+                                 "eval.every": 10, "eval.num_samples": 20})
+    training.run(c, str(tmp_path))
+    c.train.num_iters = 14
+    summary = training.run(c, str(tmp_path))
+    assert [t for t, _ in summary["eval"]["history"]] == [10, 12, 14]

@@ -112,11 +112,16 @@ def _run_locked(config: ml_collections.ConfigDict, workdir: str, stop_after: int
             detail.events()
         if t % tc.sample_every == 0 or last:
             writer.write_images(t, {"samples": grid.image(trainer)[None]})
-        if t % tc.ckpt_every == 0 or last:  # before evaluating: nothing hangs on a score
+        # Regular checkpoints come before the evaluation (nothing hangs on a score); the last
+        # one after it, so a run extended later (a larger train.num_iters) keeps its final
+        # evaluation. A failing evaluation is caught, so the last checkpoint is always written.
+        if t % tc.ckpt_every == 0 and not last:
             save_checkpoint(metrics)
         if t % config.eval.every == 0 or last:
             trainer.check_finite(metrics)
             evaluate_and_keep_best(t)
+        if last:
+            save_checkpoint(metrics)
     if not trainer.host.eval_log.evaluated(sched.total):
         evaluate_and_keep_best(sched.total)  # resumed after a stop in the last iteration
     close()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The full-schedule comparison of docs/results.md: the digits config as shipped (2,500
+# iterations, its own schedules), every method, d_G in {20%, 10%}, seeds 0, 1, 2. Resumable:
+# rerun to finish what an interruption left. From the repository root:
+#   nohup nice -n 10 bash docs/results/run_full_schedule.sh > runs/sweeps/full.log 2>&1 &
+# The balance band of the density-controlled methods (dda, adapt_*) is the inter-quartile range
+# of the BR that the same G with D at d_max showed (balance.band='reference'): SDST-RigL with a
+# dense D for ADAPT (its G is RigL-dynamic), STATIC with a dense D for DDA (static G), both at
+# the same d_G and seed 0. At d_G = 20% ADAPT's reference is the committed
+# configs/reference/biggan_tiny_rigl_dmax1.json, which is that run's BR history.
+set -uo pipefail
+W=${WORKDIR:-runs/sweeps/full}
+SEEDS=${SEEDS:-0 1 2}
+COMMON=(--config=configs/biggan_tiny.py --workdir="$W"
+  --set=train.sample_every=100000 --set=eval.every=1250 --set=eval.cache_dir="$PWD/$W/eval_cache")
+sweep() { python -m adapt_jax.sweep "${COMMON[@]}" "$@"; }  # one run at a time; pairs below
+ref() { echo "--set=balance.reference=$PWD/$W/$1-strong-g$2-s0"; }  # $1 method, $2 d_G
+
+for seed in $SEEDS; do
+  for dg in 0.2 0.1; do
+    # The references (strong baselines at seed 0) first: the controlled runs read them.
+    sweep --methods=sdst_rigl,static --strategies=strong --densities=$dg --seeds=0 --parallel=2
+    sweep --methods=adapt_relax --densities=$dg --seeds=$seed --d_max=1.0 $(ref sdst_rigl $dg) &
+    sweep --methods=dda --densities=$dg --seeds=$seed --d_max=1.0 $(ref static $dg) &
+    wait
+    sweep --methods=adapt_strict --densities=$dg --seeds=$seed --d_max=0.5 $(ref sdst_rigl $dg) &
+    sweep --methods=static,sdst_rigl --strategies=balance,strong --densities=$dg --seeds=$seed &
+    wait
+  done
+  sweep --methods=dense --densities=1.0 --seeds=$seed
+done
