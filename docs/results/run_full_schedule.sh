@@ -9,12 +9,12 @@
 # the same d_G and seed 0. At d_G = 20% ADAPT's reference is the committed
 # configs/reference/biggan_tiny_rigl_dmax1.json, which is that run's BR history.
 set -uo pipefail
-W=${WORKDIR:-runs/sweeps/full}
+W=$(realpath -m "${WORKDIR:-runs/sweeps/full}")
 SEEDS=${SEEDS:-0 1 2}
 COMMON=(--config=configs/biggan_tiny.py --workdir="$W"
-  --set=train.sample_every=100000 --set=eval.every=1250 --set=eval.cache_dir="$PWD/$W/eval_cache")
+  --set=train.sample_every=100000 --set=eval.every=1250 --set=eval.cache_dir="$(dirname "$W")/eval_cache")
 sweep() { python -m adapt_jax.sweep "${COMMON[@]}" "$@"; }  # one run at a time; pairs below
-ref() { echo "--set=balance.reference=$PWD/$W/$1-strong-g$2-s0"; }  # $1 method, $2 d_G
+ref() { echo "--set=balance.reference=$W/$1-strong-g$2-s0"; }  # $1 method, $2 d_G
 
 for seed in $SEEDS; do
   for dg in 0.2 0.1; do
