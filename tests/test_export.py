@@ -18,8 +18,8 @@ import pytest
 from conftest import tiny_config
 
 from adapt_jax import models, sparse, training
-from adapt_jax.evaluation import sampling
 from adapt_jax.gan.state import split_variables
+from adapt_jax.models import sampling
 from adapt_jax.tools import export
 from adapt_jax.tools.run_loading import load_generator
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from adapt_jax.config_base import ConfigError
-from adapt_jax.evaluation import sampling
+from adapt_jax.models import sampling
 from adapt_jax.training import distributed, preemption
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +43,7 @@ import os, signal, sys, time, json
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
 from adapt_jax.training import distributed, preemption
-from adapt_jax.evaluation import sampling
+from adapt_jax.models import sampling
 out, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
 distributed.initialize(ml_collections.ConfigDict(dict(
     distributed=True, coordinator_address=f'localhost:{port}', num_processes=2, process_id=pid)))

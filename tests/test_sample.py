@@ -12,7 +12,7 @@ from conftest import tiny_config
 from PIL import Image
 
 from adapt_jax import training
-from adapt_jax.evaluation import sampling
+from adapt_jax.models import sampling
 from adapt_jax.tools import sample
 from adapt_jax.tools.run_loading import load_generator
 

@@ -43,7 +43,7 @@ import numpy as np
 from flax import traverse_util
 
 from adapt_jax import models
-from adapt_jax.evaluation import sampling
+from adapt_jax.models import sampling
 
 FORMAT = "adapt_jax.sparse_generator"
 VERSION = 1

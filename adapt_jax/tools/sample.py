@@ -17,7 +17,7 @@ import sys
 import jax
 import numpy as np
 
-from adapt_jax.evaluation import sampling
+from adapt_jax.models import sampling
 from adapt_jax.tools.run_loading import load_generator, output_path
 from adapt_jax.training import report
 

@@ -15,8 +15,8 @@ import numpy as np
 from absl import logging
 
 from adapt_jax import data, sparse
-from adapt_jax.evaluation import sampling
 from adapt_jax.gan import balance
+from adapt_jax.models import sampling
 from adapt_jax.training.build import Components, build, init_state, layer_macs
 from adapt_jax.training.host_state import HostState
 from adapt_jax.training.validation import validate_config
