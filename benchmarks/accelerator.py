@@ -118,6 +118,8 @@ def main() -> None:
     p.add_argument("--br_iters", type=int, default=200)
     p.add_argument("--br_only", default="", help=argparse.SUPPRESS)  # the CPU child
     p.add_argument("--out", default="")
+    p.add_argument("--compare", action="store_true",
+                   help="compare with a CPU child run even on CPU (checks the check itself)")
     a = p.parse_args()
     if a.br_only:
         with open(a.br_only, "w") as f:
@@ -136,7 +138,7 @@ def main() -> None:
               f"{row['per_device_conv_batches']}", flush=True)
     here = br_run(a.br_iters)
     result["br"] = {"here": here}
-    if backend != "cpu":
+    if backend != "cpu" or a.compare:
         result["br"]["cpu"] = cpu_reference(a.br_iters)
         result["br"]["comparison"] = compare(here, result["br"]["cpu"])
         print("BR vs CPU:", json.dumps(result["br"]["comparison"]))

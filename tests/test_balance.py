@@ -3,7 +3,6 @@
 import json
 import math
 
-import numpy as np
 import pytest
 
 from adapt_jax.gan.balance import BalanceWindow, DensityController, Measurement, load_reference_band
@@ -170,37 +169,37 @@ def test_calibration_without_measurements_names_the_fix():
         c.decide(100)
 
 
-def test_reference_band_spans_the_central_quantiles_after_the_first_fifth(tmp_path):
-    """band='reference': the band is the reference run's central `coverage` of windowed BR
-    values after its first 20% (numpy's quantiles as the independent reference); it is
-    recorded with the controller's state and survives a JSON round trip."""
-    rng = np.random.default_rng(0)
-    ts = np.arange(5, 1001, 5)
-    values = np.where(ts <= 200, 9.0, rng.uniform(0.1, 0.4, ts.size))  # transient, then BR
-    values[-1] = float("nan")  # a window without a usable measurement does not count
-    summary = {"iterations": 1000, "history": {"br": [[int(t), float(v)]
-                                                      for t, v in zip(ts, values, strict=True)]}}
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
-    ref = load_reference_band(str(tmp_path), 0.5)
-    later = values[(ts >= 201) & np.isfinite(values)]
-    assert ref.measurements == later.size and ref.from_t == 201
-    assert ref.lower == pytest.approx(np.quantile(later, 0.25))
-    assert ref.upper == pytest.approx(np.quantile(later, 0.75))
-    assert load_reference_band(str(tmp_path / "summary.json"), 1.0).upper == pytest.approx(
-        later.max())
+def test_reference_band_follows_the_reference_runs_br_through_training(tmp_path):
+    """band='reference': at each check t the band is the reference's newest windowed BR at or
+    before t, ± width x that value; each decision records the band it was judged by; the
+    reference travels with the controller's state (a resume never re-reads the file)."""
+    br = [[t, 0.01 * t] for t in range(10, 101, 10)] + [[110, float("nan")]]
+    (tmp_path / "summary.json").write_text(json.dumps({"iterations": 110, "history": {"br": br}}))
+    ref = load_reference_band(str(tmp_path), 0.25)
+    assert len(ref.trajectory) == 10  # the NaN window does not count
+    assert ref.band_at(55) == (pytest.approx(0.375), pytest.approx(0.625))  # around 0.5 (t=50)
+    assert ref.band_at(5) == ref.band_at(10)  # before its first value: its first value
+    assert ref.band_at(500) == ref.band_at(100)  # after its end: its last value
     c = DensityController(mode="relax", maskable=1000, initial_count=200, d_min=0.05,
-                          d_max=1.0, delta_d=0.05, lower=ref.lower, upper=ref.upper,
-                          window=BalanceWindow(100, 10), reference=ref)
-    fill(c, 100, ref.upper + 0.01)
-    assert c.decide(100).action == "increase"
-    assert c.band()["mode"] == "reference" and c.band()["source"].endswith("summary.json")
+                          d_max=1.0, delta_d=0.05, lower=0.45, upper=0.55,
+                          window=BalanceWindow(30, 10), reference=ref)
+    fill(c, 30, 0.5)
+    d = c.decide(30)  # band around 0.3: BR 0.5 is above it, D too weak
+    assert (d.action, d.lower, d.upper) == ("increase", pytest.approx(0.225),
+                                            pytest.approx(0.375))
+    fill(c, 100, 0.5)
+    d = c.decide(100)  # band around 1.0: BR 0.5 below it, D too strong
+    assert (d.action, d.lower, d.upper) == ("decrease", pytest.approx(0.75), pytest.approx(1.25))
+    assert c.band() == {"mode": "reference", "source": str(tmp_path / "summary.json"),
+                        "width": 0.25, "lower": d.lower, "upper": d.upper}
     resumed = controller(count=200)
     resumed.load_dict(json.loads(json.dumps(c.to_dict())))
-    assert resumed.band() == c.band() and (resumed.lower, resumed.upper) == (c.lower, c.upper)
+    assert resumed.reference == ref and resumed.decisions == c.decisions
+    assert resumed.band() == c.band()
 
 
-def test_reference_without_measurements_after_the_transient_is_refused(tmp_path):
+def test_reference_without_measurements_is_refused(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps(
-        {"iterations": 100, "history": {"br": [[5, 0.1], [10, 0.2]]}}))
+        {"iterations": 100, "history": {"br": [[5, 0.1], [10, float("nan")]]}}))
     with pytest.raises(ValueError, match="needs balance measurements"):
-        load_reference_band(str(tmp_path), 0.5)
+        load_reference_band(str(tmp_path), 0.25)

@@ -77,7 +77,7 @@ def test_report_files_go_to_a_bucket_through_epath(monkeypatch, tmp_path):
     run = "gs://bucket/runs/a"
     report.write_json_atomic(paths.join(run, "summary.json"), {"br": 0.5})
     report.save_png(paths.join(run, "samples.png"), np.zeros((4, 4, 3), np.uint8), scale=2)
-    report.plot_balance(paths.join(run, "balance.png"), [(1, 0.5)], (0.45, 0.55), [(1, 0.3)])
+    report.plot_balance(paths.join(run, "balance.png"), [(1, 0.5)], [(0, 0.45, 0.55)], [(1, 0.3)])
     assert sorted(FakeBucket.objects) == [f"{run}/balance.png", f"{run}/samples.png",
                                           f"{run}/summary.json"]
     assert FakeBucket.objects[f"{run}/samples.png"].startswith(b"\x89PNG")

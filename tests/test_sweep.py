@@ -176,3 +176,23 @@ def test_worker_pool_runs_at_most_n_at_a_time(tmp_path, monkeypatch):
     status = sweep.train_in_subprocesses(args, names)
     assert status == {names[0]: "done", names[1]: "done", names[2]: "failed"}
     assert max(int((tmp_path / n / "end").read_text()) for n in names) <= 2
+
+
+def test_checks_in_band_are_counted_against_the_band_of_each_check(tmp_path):
+    """A reference band moves with training: each D check is judged by the band it saw, not
+    by the config's [lower, upper]; checks in the first 20% and 'wait's do not count."""
+    _fake_runs(tmp_path)
+    path = tmp_path / "b0" / "summary.json"
+    s = json.loads(path.read_text())
+    s["band"] = {"mode": "reference", "used": True, "lower": 0.45, "upper": 0.55}
+    s["d_decisions"] = [
+        {"t": 10, "action": "decrease", "value": 0.1, "lower": 0.0, "upper": 1.0},
+        {"t": 40, "action": "none", "value": 0.2, "lower": 0.15, "upper": 0.25},
+        {"t": 60, "action": "increase", "value": 0.3, "lower": 0.15, "upper": 0.25},
+        {"t": 80, "action": "none", "value": 0.5, "lower": 0.45, "upper": 0.55},
+        {"t": 90, "action": "wait", "value": 0.5, "lower": 0.45, "upper": 0.55}]
+    path.write_text(json.dumps(s))
+    md = open(sweep_report.write_report(str(tmp_path))).read()
+    balance = md[md.index("## Balance"):]
+    row = next(line for line in balance.splitlines() if line.startswith("| ADAPT_relax"))
+    assert "| 2/3 |" in row, row

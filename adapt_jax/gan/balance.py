@@ -7,6 +7,7 @@ as integer active counts so that steps of Δd land exactly on d_max.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import math
@@ -134,51 +135,53 @@ def calibrate_band(window: BalanceWindow, t: int, width: float,
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceBand:
-    """A band read from another run's BR (recorded in the checkpoint and summary.json)."""
+    """A band that follows another run's BR over training (recorded in the checkpoint).
+
+    BR drifts through training (on the digits config from ~0.02 to ~0.25), so a fixed band
+    fits one phase only. This one is centred, at each D check t, on the time-averaged BR the
+    reference run (the same config with D at d_max) logged at t: the sparse-D GAN is kept as
+    balanced as the dense-D GAN was at the same point of training.
+    """
 
     source: str  # the reference run's summary.json
-    coverage: float  # central fraction of the reference's BR values the band spans
-    lower: float
-    upper: float
-    measurements: int  # windowed BR values the quantiles were taken from
-    from_t: int  # first iteration that counted (after the reference's first 20%)
+    width: float  # half-width relative to the centre, as a calibrated band's
+    trajectory: tuple[tuple[int, float], ...]  # (t, windowed BR) of the reference, finite only
+
+    def band_at(self, t: int) -> tuple[float, float]:
+        """[lower, upper] at iteration t: around the reference's newest value at or before t
+        (its first value before that; its last one after its end)."""
+        i = bisect.bisect_right([ti for ti, _ in self.trajectory], t) - 1
+        centre = self.trajectory[max(i, 0)][1]
+        half = max(self.width * abs(centre), MIN_HALF_WIDTH)
+        return centre - half, centre + half
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "width": self.width,
+                "trajectory": [list(p) for p in self.trajectory]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReferenceBand:
+        return cls(str(d["source"]), float(d["width"]),
+                   tuple((int(t), float(v)) for t, v in d["trajectory"]))
 
 
-REFERENCE_SKIP = 0.2  # the reference's first 20% is its transient, as in the in-band criterion
+def reference_band(summary: dict[str, Any], source: str, width: float) -> ReferenceBand:
+    """The band following `summary`'s time-averaged BR history (a finished run's summary.json,
+    or the trimmed copy in configs/reference/)."""
+    trajectory = tuple((int(t), float(v)) for t, v in summary["history"]["br"]
+                       if v is not None and math.isfinite(v))
+    if len(trajectory) < 2:
+        raise ValueError(f"{source} holds {len(trajectory)} finite BR values; a reference run "
+                         "needs balance measurements through its training.")
+    return ReferenceBand(source=source, width=width, trajectory=trajectory)
 
 
-def reference_band(summary: dict[str, Any], source: str, coverage: float) -> ReferenceBand:
-    """The band spanning the central `coverage` of the time-averaged BR a reference run (the
-    same config with D at d_max, or dense) logged after its first 20% of training.
-
-    Quantiles, not centre ± width: the spread of the reference's own BR says how far a
-    balanced run's BR wanders, so the band is as wide as that and no wider.
-    """
-    iterations = int(summary["iterations"])
-    from_t = int(REFERENCE_SKIP * iterations) + 1
-    values = sorted(v for t, v in summary["history"]["br"]
-                    if t >= from_t and math.isfinite(v))
-    if len(values) < 2:
-        raise ValueError(f"{source} holds {len(values)} BR values after iteration {from_t}; "
-                         "a reference run needs balance measurements through its training.")
-    lower, upper = (_quantile(values, q) for q in ((1 - coverage) / 2, (1 + coverage) / 2))
-    return ReferenceBand(source=source, coverage=coverage, lower=lower, upper=upper,
-                         measurements=len(values), from_t=from_t)
-
-
-def load_reference_band(source: str, coverage: float) -> ReferenceBand:
+def load_reference_band(source: str, width: float) -> ReferenceBand:
     """`reference_band` of a run directory or of its summary.json (local or gs://)."""
     from adapt_jax import paths, rundir  # file access stays out of the controller's logic
 
     path = source if source.endswith(".json") else rundir.RunDir(source).summary
-    return reference_band(paths.read_json(path), path, coverage)
-
-
-def _quantile(ordered: list[float], q: float) -> float:
-    """Linear-interpolation quantile of sorted values (numpy's default method)."""
-    pos = q * (len(ordered) - 1)
-    i = min(int(pos), len(ordered) - 2)
-    return ordered[i] + (pos - i) * (ordered[i + 1] - ordered[i])
+    return reference_band(paths.read_json(path), path, width)
 
 
 def _measurement(item: list) -> Measurement:
@@ -195,6 +198,8 @@ class Decision:
     value: float
     old_count: int
     new_count: int
+    lower: float  # the band in force at this check
+    upper: float
 
 
 class DensityController:
@@ -246,6 +251,8 @@ class DensityController:
         """One scheduled check; updates `count` and logs the decision."""
         if self.calibrating:
             return self._calibrate(t)
+        if self.reference is not None:
+            self.lower, self.upper = self.reference.band_at(t)
         v = self.window.value()
         old = self.count
         if not self.window.full() or math.isnan(v):
@@ -262,7 +269,7 @@ class DensityController:
         else:
             action, new = "none", old
         self.count = new
-        decision = Decision(t, action, v, old, new)
+        decision = Decision(t, action, v, old, new, self.lower, self.upper)
         self.decisions.append(decision)
         return decision
 
@@ -277,14 +284,16 @@ class DensityController:
         self.calibration = cal
         self.lower, self.upper = cal.lower, cal.upper
         self.window.items.clear()
-        decision = Decision(t, "calibrate", cal.centre, self.max_count, self.count)
+        decision = Decision(t, "calibrate", cal.centre, self.max_count, self.count, cal.lower,
+                            cal.upper)
         self.decisions.append(decision)
         return decision
 
     def band(self) -> dict[str, Any]:
         """The band in force and how it was obtained (for summary.json)."""
-        if self.reference is not None:
-            return {"mode": "reference", **dataclasses.asdict(self.reference)}
+        if self.reference is not None:  # the band in force now; the path is in the decisions
+            return {"mode": "reference", "source": self.reference.source,
+                    "width": self.reference.width, "lower": self.lower, "upper": self.upper}
         if self.calibration_width is None:
             return {"mode": "paper", "lower": self.lower, "upper": self.upper}
         out = {"mode": "calibrated", "width": self.calibration_width}
@@ -298,8 +307,7 @@ class DensityController:
                 "lower": self.lower, "upper": self.upper,
                 "calibration": None if self.calibration is None
                 else dataclasses.asdict(self.calibration),
-                "reference": None if self.reference is None
-                else dataclasses.asdict(self.reference)}
+                "reference": None if self.reference is None else self.reference.to_dict()}
 
     def load_dict(self, d: dict[str, Any]) -> None:
         self.count = int(d["count"])
@@ -308,4 +316,4 @@ class DensityController:
         cal = d["calibration"]
         self.calibration = None if cal is None else Calibration(**cal)
         ref = d["reference"]
-        self.reference = None if ref is None else ReferenceBand(**ref)
+        self.reference = None if ref is None else ReferenceBand.from_dict(ref)

@@ -52,11 +52,7 @@ def plot_curves(path: str, runs: Sequence[Run], key: str, ylabel: str, step: boo
             if len(group) > 1:
                 ax.fill_between(grid, ys.min(0), ys.max(0), color=colors[lab], alpha=0.15)
         if key == "br":
-            band = (done[0].summary.get("band") or {})
-            lo, hi = ((band["lower"], band["upper"]) if band.get("used")
-                      else done[0].record["band"])
-            ax.axhspan(lo, hi, color="tab:green", alpha=0.15,
-                       label=f"{band.get('mode', 'paper')} band [B-, B+]")
+            _draw_band(ax, [r for r in done if r.record["density_g"] == d_g])
         ax.set_title(f"d_G = {d_g:.0%}")
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabel)
@@ -93,3 +89,14 @@ def plot_score_vs_flops(path: str, runs: Sequence[Run]) -> bool:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def _draw_band(ax, runs: Sequence[Run]) -> None:
+    """The band of the first run with a controller: each check's band, held until the next."""
+    for r in runs:
+        checks = [d for d in r.summary.get("d_decisions", []) if d["action"] != "wait"]
+        if checks:
+            ax.fill_between([d["t"] for d in checks], [d["lower"] for d in checks],
+                            [d["upper"] for d in checks], step="post", color="tab:green",
+                            alpha=0.15, label=f"{r.summary['band']['mode']} band ({r.label})")
+            return

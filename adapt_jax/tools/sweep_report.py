@@ -83,13 +83,13 @@ class Run:
     def balance_stats(self) -> dict[str, float]:
         """BR and D-density facts after the first 20% of training (Fig. 2 and Sec. 5.3)."""
         start = EARLY * self.record["num_iters"]
-        lo, hi = self.record["band"]
         br = [v for t, v in self.history.get("br", []) if t > start and _finite(v)]
-        checks = [d["value"] for d in (self.summary or {}).get("d_decisions", [])
+        checks = [d for d in (self.summary or {}).get("d_decisions", [])
                   if d["t"] > start and d["action"] != "wait" and _finite(d["value"])]
         dens = [v for _, v in self.history.get("density_d", [])]
         return {"br_mean": float(np.mean(br)) if br else math.nan,
-                "checks": len(checks), "in_band": sum(lo <= v <= hi for v in checks),
+                "checks": len(checks),  # each against the band in force at that check
+                "in_band": sum(d["lower"] <= d["value"] <= d["upper"] for d in checks),
                 "d_final": (self.summary or {}).get("density_d", math.nan),
                 "d_min": min(dens, default=math.nan), "d_max": max(dens, default=math.nan)}
 

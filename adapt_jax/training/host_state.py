@@ -72,10 +72,9 @@ class HostState:
             maskable = diagnostics.maskable("d")
             initial = (round(methods.initial_densities(config)[1] * maskable) if calibrate
                        else diagnostics.active("d"))
-            reference = (balance.load_reference_band(bc.reference, bc.reference_coverage)
+            reference = (balance.load_reference_band(bc.reference, bc.reference_width)
                          if bc.band == "reference" else None)
-            lower, upper = ((reference.lower, reference.upper) if reference
-                            else (bc.lower, bc.upper))
+            lower, upper = reference.band_at(0) if reference else (bc.lower, bc.upper)
             controller = balance.DensityController(
                 mode=c.method.controller, maskable=maskable, initial_count=initial,
                 d_min=sp.d_min, d_max=sp.d_max, delta_d=sp.delta_d,

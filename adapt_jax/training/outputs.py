@@ -63,6 +63,14 @@ def band_summary(trainer: Trainer) -> dict[str, Any]:
     return band
 
 
+def band_path(trainer: Trainer, band: dict[str, Any]) -> list[tuple[int, float, float]]:
+    """(t, lower, upper) points of the band over the run, for balance.png."""
+    controller = trainer.host.controller
+    if controller is not None and controller.reference is not None:
+        return [(t, *controller.reference.band_at(t)) for t, _ in trainer.host.history["br"]]
+    return [(band.get("t", 0), band["lower"], band["upper"])]
+
+
 def finish(trainer: Trainer, grid: SampleGrid, seconds: float) -> dict[str, Any]:
     """Write the end-of-run files into the workdir; returns the summary."""
     config, host = trainer.config, trainer.host
@@ -73,10 +81,10 @@ def finish(trainer: Trainer, grid: SampleGrid, seconds: float) -> dict[str, Any]
     if jax.process_index() != 0:
         return summary
     report.save_png(rd.samples, image, scale=2)
-    report.plot_balance(rd.balance_plot, host.history["br"], (band["lower"], band["upper"]),
+    report.plot_balance(rd.balance_plot, host.history["br"], band_path(trainer, band),
                         host.history["density_d"],
                         criterion="BR" if config.balance.criterion == "br" else "r_t",
-                        band_from=band.get("t", 0), band_label=band["mode"])
+                        band_label=band["mode"])
     paths.write_text(rd.layer_table, host.diagnostics.layer_table())
     report.write_json_atomic(rd.summary, summary)
     return summary

@@ -38,11 +38,13 @@ def save_png(path: str, image: np.ndarray, scale: int = 1) -> None:
     paths.write_bytes(path, buf.getvalue())
 
 
-def plot_balance(path: str, br: Sequence[tuple[int, float]], band: tuple[float, float],
+def plot_balance(path: str, br: Sequence[tuple[int, float]],
+                 band: Sequence[tuple[int, float, float]],
                  density: Sequence[tuple[int, float]], criterion: str = "BR",
-                 band_from: int = 0, band_label: str = "paper") -> None:
-    """BR (time-averaged) with the band the controller used (from iteration `band_from`, when
-    a calibrated band was set), and D density, over iterations."""
+                 band_label: str = "paper") -> None:
+    """BR (time-averaged) with the band the controller used, as (t, lower, upper) points held
+    until the next one (a fixed band is one point; a reference band follows its run), and D
+    density, over iterations."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,11 +54,15 @@ def plot_balance(path: str, br: Sequence[tuple[int, float]], band: tuple[float, 
     if br:
         t, v = zip(*br, strict=True)
         ax1.plot(t, v, lw=1, label=f"time-averaged {criterion}")
-    if band_from:
-        ax1.axvline(band_from, color="tab:green", lw=0.8, ls="--")
-    right = max([t for t, _ in br] + [band_from + 1])
-    ax1.fill_between([band_from, right], band[0], band[1], color="tab:green", alpha=0.2,
-                     label=f"{band_label} band [{band[0]:.3g}, {band[1]:.3g}]")
+    if band:
+        right = max([t for t, _ in br] + [band[-1][0] + 1])
+        ts, lo, hi = (list(x) for x in zip(*band, strict=True))
+        if band[0][0] > 0:  # a band set at a later iteration (calibrated): mark where
+            ax1.axvline(band[0][0], color="tab:green", lw=0.8, ls="--")
+        last = f"[{lo[-1]:.3g}, {hi[-1]:.3g}]"
+        ax1.fill_between(ts + [right], lo + lo[-1:], hi + hi[-1:], step="post",
+                         color="tab:green", alpha=0.2,
+                         label=f"{band_label} band" + (f" {last}" if len(band) == 1 else ""))
     ax1.set_ylabel(criterion)
     ax1.legend(loc="best", fontsize=8)
     if density:

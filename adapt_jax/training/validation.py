@@ -57,7 +57,7 @@ RANGES = {
 MIN_EVAL_SAMPLES = 2
 # Fields only a density-controlled D reads: for other methods they never make a different run.
 BAND_FIELDS = ("balance.band", "balance.lower", "balance.upper", "balance.calibration_width",
-               "balance.reference", "balance.reference_coverage")
+               "balance.reference", "balance.reference_width")
 # Fields a resumed run may change without being "a different run".
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
@@ -125,14 +125,14 @@ def check_values(config: ml_collections.ConfigDict) -> None:
 
 def _check_reference(b: ml_collections.ConfigDict) -> None:
     """The reference run must be readable now, not at the first D check."""
-    if not 0 < b.reference_coverage <= 1:
-        raise ConfigError(f"config.balance.reference_coverage={b.reference_coverage} must be "
-                          "in (0, 1] (the central fraction of the reference's BR values).")
+    if not b.reference_width > 0:
+        raise ConfigError(f"config.balance.reference_width={b.reference_width} must be > 0 "
+                          "(the band's half-width relative to the reference's BR).")
     if not b.reference:
         raise ConfigError("config.balance.band='reference' needs config.balance.reference: the "
                           "workdir (or summary.json) of a finished run of this config.")
     try:
-        balance.load_reference_band(b.reference, b.reference_coverage)
+        balance.load_reference_band(b.reference, b.reference_width)
     except (OSError, KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"config.balance.reference={b.reference!r} is not a usable finished "
                           f"run ({type(e).__name__}: {e}); point it at a run's workdir or "
