@@ -67,7 +67,8 @@ def band_path(trainer: Trainer, band: dict[str, Any]) -> list[tuple[int, float, 
     """(t, lower, upper) points of the band over the run, for balance.png."""
     controller = trainer.host.controller
     if controller is not None and controller.reference is not None:
-        return [(t, *controller.reference.band_at(t)) for t, _ in trainer.host.history["br"]]
+        ts = [0] + [t for t, _ in trainer.host.history["br"]]
+        return [(t, *controller.reference.band_at(t)) for t in ts]
     return [(band.get("t", 0), band["lower"], band["upper"])]
 
 
