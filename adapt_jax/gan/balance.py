@@ -150,7 +150,7 @@ class ReferenceBand:
     def band_at(self, t: int) -> tuple[float, float]:
         """[lower, upper] at iteration t: around the reference's newest value at or before t
         (its first value before that; its last one after its end)."""
-        i = bisect.bisect_right([ti for ti, _ in self.trajectory], t) - 1
+        i = bisect.bisect_right(self.trajectory, t, key=lambda point: point[0]) - 1
         centre = self.trajectory[max(i, 0)][1]
         half = max(self.width * abs(centre), MIN_HALF_WIDTH)
         return centre - half, centre + half
