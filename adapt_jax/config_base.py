@@ -104,13 +104,15 @@ def get_base_config() -> ml_collections.ConfigDict:
     # trains at d_max until the first D check; the band is then centred on the BR measured in
     # that warm-up's later half, ± calibration_width x centre, and D moves to its initial
     # density. 'reference' (our extension): at each D check t the band is the BR that another
-    # run of the same config with D at d_max logged at t, ± reference_width x that value (BR
-    # drifts through training); balance.reference is that run's workdir or summary.json. Only
+    # run of the same config with D at d_max logged at t, c(t), times (1 + reference_offset),
+    # ± reference_width x c(t) (BR drifts through training); balance.reference is that run's
+    # workdir or summary.json. Only
     # density-controlled methods (dda, adapt_*) use a band.
     c.balance.band = "paper"
     c.balance.calibration_width = 0.25
     c.balance.reference = ""
     c.balance.reference_width = 0.25
+    c.balance.reference_offset = 0.0
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every = 5000  # also evaluated at the last iteration

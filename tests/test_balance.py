@@ -191,11 +191,30 @@ def test_reference_band_follows_the_reference_runs_br_through_training(tmp_path)
     d = c.decide(100)  # band around 1.0: BR 0.5 below it, D too strong
     assert (d.action, d.lower, d.upper) == ("decrease", pytest.approx(0.75), pytest.approx(1.25))
     assert c.band() == {"mode": "reference", "source": str(tmp_path / "summary.json"),
-                        "width": 0.25, "lower": d.lower, "upper": d.upper}
+                        "width": 0.25, "offset": 0.0, "lower": d.lower, "upper": d.upper}
     resumed = controller(count=200)
     resumed.load_dict(json.loads(json.dumps(c.to_dict())))
     assert resumed.reference == ref and resumed.decisions == c.decisions
     assert resumed.band() == c.band()
+
+
+def test_reference_offset_shifts_the_band_and_survives_a_resume(tmp_path):
+    """offset o: the band is c(t)·(1 + o) ± width·c(t), so with o = width its lower edge is the
+    reference itself: a sparse D that balances like the dense one loses density."""
+    br = [[t, 0.2] for t in range(10, 101, 10)]
+    (tmp_path / "summary.json").write_text(json.dumps({"iterations": 100, "history": {"br": br}}))
+    ref = load_reference_band(str(tmp_path), 0.2, offset=0.2)
+    assert ref.band_at(50) == (pytest.approx(0.2), pytest.approx(0.28))
+    c = DensityController(mode="relax", maskable=1000, initial_count=400, d_min=0.05,
+                          d_max=1.0, delta_d=0.05, lower=0.45, upper=0.55,
+                          window=BalanceWindow(30, 10), reference=ref)
+    fill(c, 30, 0.19)  # just below the dense D's BR: this D has density to spare
+    assert (c.decide(30).action, c.count) == ("decrease", 350)
+    fill(c, 60, 0.21)  # inside [c, 1.4c]: unchanged, though a centred band would call it weak
+    assert (c.decide(60).action, c.count) == ("none", 350)
+    resumed = controller(count=350)
+    resumed.load_dict(json.loads(json.dumps(c.to_dict())))
+    assert resumed.reference.offset == 0.2 and resumed.band() == c.band()
 
 
 def test_reference_without_measurements_is_refused(tmp_path):

@@ -140,32 +140,38 @@ class ReferenceBand:
     BR drifts through training (on the digits config from ~0.02 to ~0.25), so a fixed band
     fits one phase only. This one is centred, at each D check t, on the time-averaged BR the
     reference run (the same config with D at d_max) logged at t: the sparse-D GAN is kept as
-    balanced as the dense-D GAN was at the same point of training.
+    balanced as the dense-D GAN was at the same point of training. `offset` shifts the band
+    to c(t)·(1 + offset): a positive one tolerates a D that much weaker than the dense one and
+    sheds density once the sparse D balances like a dense D (BR at or below c(t)).
     """
 
     source: str  # the reference run's summary.json
-    width: float  # half-width relative to the centre, as a calibrated band's
+    width: float  # half-width relative to c(t), as a calibrated band's
     trajectory: tuple[tuple[int, float], ...]  # (t, windowed BR) of the reference, finite only
+    offset: float = 0.0  # the band's centre is c(t)·(1 + offset)
 
     def band_at(self, t: int) -> tuple[float, float]:
         """[lower, upper] at iteration t: around the reference's newest value at or before t
         (its first value before that; its last one after its end)."""
         i = bisect.bisect_right(self.trajectory, t, key=lambda point: point[0]) - 1
-        centre = self.trajectory[max(i, 0)][1]
-        half = max(self.width * abs(centre), MIN_HALF_WIDTH)
+        reference = self.trajectory[max(i, 0)][1]
+        centre = reference + self.offset * abs(reference)
+        half = max(self.width * abs(reference), MIN_HALF_WIDTH)
         return centre - half, centre + half
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "width": self.width,
+        return {"source": self.source, "width": self.width, "offset": self.offset,
                 "trajectory": [list(p) for p in self.trajectory]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReferenceBand:
         return cls(str(d["source"]), float(d["width"]),
-                   tuple((int(t), float(v)) for t, v in d["trajectory"]))
+                   tuple((int(t), float(v)) for t, v in d["trajectory"]),
+                   float(d.get("offset", 0.0)))  # checkpoints from before the offset existed
 
 
-def reference_band(summary: dict[str, Any], source: str, width: float) -> ReferenceBand:
+def reference_band(summary: dict[str, Any], source: str, width: float,
+                   offset: float = 0.0) -> ReferenceBand:
     """The band following `summary`'s time-averaged BR history (a finished run's summary.json,
     or the trimmed copy in configs/reference/)."""
     trajectory = tuple((int(t), float(v)) for t, v in summary["history"]["br"]
@@ -173,15 +179,15 @@ def reference_band(summary: dict[str, Any], source: str, width: float) -> Refere
     if len(trajectory) < 2:
         raise ValueError(f"{source} holds {len(trajectory)} finite BR values; a reference run "
                          "needs balance measurements through its training.")
-    return ReferenceBand(source=source, width=width, trajectory=trajectory)
+    return ReferenceBand(source=source, width=width, trajectory=trajectory, offset=offset)
 
 
-def load_reference_band(source: str, width: float) -> ReferenceBand:
+def load_reference_band(source: str, width: float, offset: float = 0.0) -> ReferenceBand:
     """`reference_band` of a run directory or of its summary.json (local or gs://)."""
     from adapt_jax import paths, rundir  # file access stays out of the controller's logic
 
     path = source if source.endswith(".json") else rundir.RunDir(source).summary
-    return reference_band(paths.read_json(path), path, width)
+    return reference_band(paths.read_json(path), path, width, offset)
 
 
 def _measurement(item: list) -> Measurement:
@@ -293,7 +299,8 @@ class DensityController:
         """The band in force and how it was obtained (for summary.json)."""
         if self.reference is not None:  # the band in force now; the path is in the decisions
             return {"mode": "reference", "source": self.reference.source,
-                    "width": self.reference.width, "lower": self.lower, "upper": self.upper}
+                    "width": self.reference.width, "offset": self.reference.offset,
+                    "lower": self.lower, "upper": self.upper}
         if self.calibration_width is None:
             return {"mode": "paper", "lower": self.lower, "upper": self.upper}
         out = {"mode": "calibrated", "width": self.calibration_width}

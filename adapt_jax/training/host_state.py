@@ -72,7 +72,8 @@ class HostState:
             maskable = diagnostics.maskable("d")
             initial = (round(methods.initial_densities(config)[1] * maskable) if calibrate
                        else diagnostics.active("d"))
-            reference = (balance.load_reference_band(bc.reference, bc.reference_width)
+            reference = (balance.load_reference_band(bc.reference, bc.reference_width,
+                                                     bc.reference_offset)
                          if bc.band == "reference" else None)
             lower, upper = reference.band_at(0) if reference else (bc.lower, bc.upper)
             controller = balance.DensityController(

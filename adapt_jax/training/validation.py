@@ -57,7 +57,7 @@ RANGES = {
 MIN_EVAL_SAMPLES = 2
 # Fields only a density-controlled D reads: for other methods they never make a different run.
 BAND_FIELDS = ("balance.band", "balance.lower", "balance.upper", "balance.calibration_width",
-               "balance.reference", "balance.reference_width")
+               "balance.reference", "balance.reference_width", "balance.reference_offset")
 # Fields a resumed run may change without being "a different run".
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
@@ -128,11 +128,14 @@ def _check_reference(b: ml_collections.ConfigDict) -> None:
     if not b.reference_width > 0:
         raise ConfigError(f"config.balance.reference_width={b.reference_width} must be > 0 "
                           "(the band's half-width relative to the reference's BR).")
+    if not b.reference_offset > -1:
+        raise ConfigError(f"config.balance.reference_offset={b.reference_offset} must be > -1 "
+                          "(the band's centre is the reference's BR x (1 + offset)).")
     if not b.reference:
         raise ConfigError("config.balance.band='reference' needs config.balance.reference: the "
                           "workdir (or summary.json) of a finished run of this config.")
     try:
-        balance.load_reference_band(b.reference, b.reference_width)
+        balance.load_reference_band(b.reference, b.reference_width, b.reference_offset)
     except (OSError, KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"config.balance.reference={b.reference!r} is not a usable finished "
                           f"run ({type(e).__name__}: {e}); point it at a run's workdir or "
