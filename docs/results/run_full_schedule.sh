@@ -11,21 +11,22 @@
 set -uo pipefail
 W=$(realpath -m "${WORKDIR:-runs/sweeps/full}")
 SEEDS=${SEEDS:-0 1 2}
+DENSITIES=${DENSITIES:-0.2 0.1}  # every seed of one d_G before the next
 COMMON=(--config=configs/biggan_tiny.py --workdir="$W"
   --set=train.sample_every=100000 --set=eval.every=1250 --set=eval.cache_dir="$(dirname "$W")/eval_cache")
 sweep() { python -m adapt_jax.sweep "${COMMON[@]}" "$@"; }  # one run at a time; pairs below
 ref() { echo "--set=balance.reference=$W/$1-strong-g$2-s0"; }  # $1 method, $2 d_G
 
-for seed in $SEEDS; do
-  for dg in 0.2 0.1; do
-    # The references (strong baselines at seed 0) first: the controlled runs read them.
-    sweep --methods=sdst_rigl,static --strategies=strong --densities=$dg --seeds=0 --parallel=2
+for dg in $DENSITIES; do
+  # The references (strong baselines at seed 0) first: the controlled runs read them.
+  sweep --methods=sdst_rigl,static --strategies=strong --densities=$dg --seeds=0 --parallel=2
+  for seed in $SEEDS; do
     sweep --methods=adapt_relax --densities=$dg --seeds=$seed --d_max=1.0 $(ref sdst_rigl $dg) &
     sweep --methods=dda --densities=$dg --seeds=$seed --d_max=1.0 $(ref static $dg) &
     wait
     sweep --methods=adapt_strict --densities=$dg --seeds=$seed --d_max=0.5 $(ref sdst_rigl $dg) &
     sweep --methods=static,sdst_rigl --strategies=balance,strong --densities=$dg --seeds=$seed &
     wait
+    sweep --methods=dense --densities=1.0 --seeds=$seed  # once per seed (finished runs are skipped)
   done
-  sweep --methods=dense --densities=1.0 --seeds=$seed
 done
