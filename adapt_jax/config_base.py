@@ -83,6 +83,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     # rigl | set; ignored where the method fixes the rule (sdst_*, dst_both*: see methods.py)
     c.sparse.g_growth = "rigl"
     c.sparse.d_growth = "rigl"
+    # G's drop/grow ranking: 'global' (one threshold over all layers, as the paper's code) lets
+    # layer densities drift; 'layer' keeps each layer's initial (ERK) density.
+    c.sparse.g_scope = "global"
     c.sparse.d_min = 0.05
     c.sparse.d_max = 1.0  # adapt_strict default 0.5 (set in configs)
     c.sparse.delta_d = 0.05

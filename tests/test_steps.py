@@ -46,7 +46,8 @@ def _setup(lr=0.1):
     state = TrainState(g=g, d=d, ema_params=g_params, step=jnp.int32(0),
                        rng=jax.random.PRNGKey(1))
     cfg = StepConfig(z_dim=Z, num_classes=0, batch_g=4, loss="hinge", diffaug="", ema=0.5,
-                     g_growth="rigl", d_growth="rigl", reset_moments_on_grow=False)
+                     g_growth="rigl", g_scope="global", d_growth="rigl",
+                     reset_moments_on_grow=False)
     return GanSteps(g_mod, d_mod, tx, tx, cfg), state
 
 

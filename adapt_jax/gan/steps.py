@@ -31,6 +31,7 @@ class StepConfig:
     diffaug: str
     ema: float
     g_growth: str
+    g_scope: str  # 'global' (the reference's) or 'layer': how G's drop/grow ranks weights
     d_growth: str
     reset_moments_on_grow: bool
     skip_nonfinite: bool = False  # nan_policy='skip': a step with a non-finite loss is a no-op
@@ -187,7 +188,7 @@ class GanSteps:
 
         def mask_update(net):
             params, masks = sparse.drop_grow(km, net.params, net.masks, grads, drop_fraction,
-                                             grow=self.cfg.g_growth)
+                                             grow=self.cfg.g_growth, scope=self.cfg.g_scope)
             return _replace_masks(net, params, masks, self.cfg.reset_moments_on_grow)
 
         new_g = jax.lax.cond(update_mask, mask_update, lambda net: net, new_g)

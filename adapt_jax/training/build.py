@@ -112,7 +112,7 @@ def build(config: ml_collections.ConfigDict) -> Components:
     step_config = StepConfig(
         z_dim=gan.z_dim, num_classes=gan.num_classes, batch_g=tc.batch_g,
         loss=config.loss, diffaug=config.diffaug, ema=tc.ema,
-        g_growth=g_growth, d_growth=d_growth,
+        g_growth=g_growth, g_scope=config.sparse.g_scope, d_growth=d_growth,
         reset_moments_on_grow=config.sparse.reset_moments_on_grow,
         skip_nonfinite=tc.nan_policy == "skip")
     gan_steps = GanSteps(gan.generator, gan.discriminator, tx_g, tx_d, step_config)

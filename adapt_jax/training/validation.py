@@ -23,6 +23,7 @@ CHOICES = {  # each list is its owner's, so a new choice needs no edit here
     "sparse.distribution": tuple(sparse.DISTRIBUTIONS),
     "sparse.g_drop_schedule": sparse.SCHEDULES,
     "sparse.g_growth": sparse.GROW_MODES,
+    "sparse.g_scope": sparse.SCOPES,
     "sparse.d_growth": sparse.GROW_MODES,
     "balance.criterion": balance.CRITERIA,
     "balance.reduce": balance.REDUCTIONS,
