@@ -81,6 +81,20 @@ def test_adapt_changes_d_density_and_g_masks(tmp_path):
     assert any(v for v in jax.tree.leaves(changed) if v is not None), "G masks never changed"
 
 
+def test_layer_scope_moves_g_masks_but_keeps_each_layers_density(tmp_path):
+    """sparse.g_scope='layer': drop/grow happens within each G layer (global ranking lets the
+    layers' densities drift, e.g. starving G's first linear layer)."""
+    tr = training.Trainer(tiny_config("sdst_rigl", **{"sparse.g_scope": "layer"}), str(tmp_path))
+    per_leaf = lambda masks: [int(np.sum(m)) for m in jax.tree.leaves(jax.device_get(masks))]  # noqa: E731
+    counts0, masks0 = per_leaf(tr.state.g.masks), jax.device_get(tr.state.g.masks)
+    while tr.t < tr.components.schedule.total:
+        tr.iteration()
+    assert per_leaf(tr.state.g.masks) == counts0
+    moved = [bool(np.any(a != np.asarray(b))) for a, b in
+             zip(jax.tree.leaves(masks0), jax.tree.leaves(tr.state.g.masks), strict=True)]
+    assert sum(moved) >= 2, "layer-scope drop/grow never changed G's masks"
+
+
 def test_strict_grows_d_to_d_max_then_runs_dst_there(tmp_path):
     """ADAPT_strict with a band BR always exceeds: D grows by delta_d to d_max, then every
     further check is one DST step at exactly d_max (masks move, the count does not)."""
