@@ -23,6 +23,7 @@ from adapt_jax.gan import methods
 from adapt_jax.gan.state import SubKeys, TrainState, init_net
 from adapt_jax.gan.steps import GanSteps, StepConfig
 from adapt_jax.models import macs
+from adapt_jax.training import distributed
 
 
 def make_mesh() -> jax.sharding.Mesh:
@@ -141,6 +142,7 @@ def init_state(c: Components) -> TrainState:
     d = init_net(k_d, d_vars, d_d, dist, c.gan.d_is_maskable, c.tx_d)
     ema = jax.tree.map(jnp.copy, g.params)  # own buffers: the state is donated
     state = TrainState(g=g, d=d, ema_params=ema, step=jnp.zeros((), jnp.int32), rng=k_run)
+    distributed.wait_for_all_processes("adapt_jax.initial_state")  # before the first collective
     return jax.device_put(state, c.replicated)
 
 

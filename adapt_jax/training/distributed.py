@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import jax
 import ml_collections
+from orbax.checkpoint import multihost
 
 from adapt_jax.config_base import ConfigError
 
 FIELDS = ("coordinator_address", "num_processes", "process_id")
+BARRIER_TIMEOUT_S = 1800
 
 
 def initialize(train: ml_collections.ConfigDict) -> bool:
@@ -42,6 +44,18 @@ def initialize(train: ml_collections.ConfigDict) -> bool:
             "config.train.num_processes and config.train.process_id, or run where JAX detects "
             "them (Cloud TPU pod slices, SLURM).") from None
     return True
+
+
+def wait_for_all_processes(name: str) -> None:
+    """Block until every process reaches `name` (a no-op in a single-process run).
+
+    CPU (gloo) collectives give a peer only 30 s to join the first collective, and processes
+    that build model and data at different speeds (a loaded machine) can be further apart than
+    that. The coordination service's barrier waits up to BARRIER_TIMEOUT_S.
+    """
+    if jax.process_count() > 1:
+        multihost.sync_global_processes(name, timeout=BARRIER_TIMEOUT_S,
+                                        processes=set(range(jax.process_count())))
 
 
 def _check(kwargs: dict) -> None:
