@@ -109,8 +109,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     # density. 'reference' (our extension): at each D check t the band is the BR that another
     # run of the same config with D at d_max logged at t, c(t), times (1 + reference_offset),
     # ± reference_width x c(t) (BR drifts through training); balance.reference is that run's
-    # workdir or summary.json. Only
-    # density-controlled methods (dda, adapt_*) use a band.
+    # workdir or summary.json. Only density-controlled methods (dda, adapt_*) use a band.
     c.balance.band = "paper"
     c.balance.calibration_width = 0.25
     c.balance.reference = ""
