@@ -47,13 +47,14 @@ def digits_split(num_train: int = 1200, labelled: bool = True
     return source, images[held], labels[held]
 
 
-def cycling_generator(images: np.ndarray):
-    """generate(n) that walks through `images` in order, wrapping around."""
+def cycling_generator(images: np.ndarray, labels: np.ndarray | None = None):
+    """generate(n) that walks through `images` in order, wrapping around; with `labels` it
+    returns (images, labels) as a conditional generator does."""
     state = {"pos": 0}
 
-    def generate(n: int) -> np.ndarray:
+    def generate(n: int):
         idx = (state["pos"] + np.arange(n)) % len(images)
         state["pos"] += n
-        return images[idx]
+        return images[idx] if labels is None else (images[idx], labels[idx])
 
     return generate

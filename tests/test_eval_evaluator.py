@@ -89,6 +89,23 @@ def test_precision_recall_compare_with_cached_real_features(cfd_evaluator_and_lo
     assert (scores["precision"], scores["recall"]) == (1.0, 1.0)
 
 
+def test_class_accuracy_checks_samples_against_the_labels_they_were_drawn_for(
+        cfd_evaluator_and_log, data, cache_dir):
+    ev, _ = cfd_evaluator_and_log
+    _, held_images, held_labels = digits_split(1200)
+    right = ev.evaluate(cycling_generator(held_images, held_labels))
+    wrong = ev.evaluate(cycling_generator(held_images, (held_labels + 1) % 10))
+    # The source's classifier labels held-out digits mostly right, and almost never as the
+    # next class; without labels (above) there is no class_accuracy at all.
+    assert right["class_accuracy"] > 0.85 and wrong["class_accuracy"] < 0.1, (right, wrong)
+    assert right["cfd"] == wrong["cfd"]  # the labels change nothing else
+    # An unlabelled source's classifier solves a rotation task: no class accuracy to report.
+    unlabelled, _, _ = digits_split(1200, labelled=False)
+    ev_unlabelled = evaluation.create_evaluator(eval_config(), unlabelled, cache_dir)
+    assert "class_accuracy" not in ev_unlabelled.evaluate(
+        cycling_generator(held_images, held_labels))
+
+
 def test_too_few_samples_for_precision_recall_is_a_config_error(data, cache_dir):
     source, _ = data
     with pytest.raises(ConfigError, match="eval.num_samples=3"):

@@ -10,6 +10,7 @@ from conftest import tiny_config
 
 from adapt_jax import sparse, training
 from adapt_jax.gan import methods
+from adapt_jax.gan.state import EVAL_STREAM, stream_key
 from adapt_jax.training import outputs
 
 
@@ -226,12 +227,17 @@ def test_evaluation_scores_fresh_samples_in_every_batch(tmp_path):
         batches: list[np.ndarray] = []
 
         def evaluate(self, generate):
-            self.batches = [generate(16) for _ in range(3)]
+            self.batches, self.labels = zip(*(generate(16) for _ in range(3)), strict=True)
             return {"cfd": 1.0}
 
     rec = Recorder()
     scores, improved = outputs.evaluate(tr, rec, t=0)
     assert scores == {"cfd": 1.0} and improved
+    # The labels handed to the evaluator (for class accuracy) are the ones the batch key would
+    # draw by itself: the same images as sampling without labels.
+    key = jax.random.fold_in(stream_key(c.seed, EVAL_STREAM, 0), 0)
+    np.testing.assert_array_equal(rec.batches[0], tr.sample(key, 16))
+    assert len(set(np.concatenate(rec.labels).tolist())) > 1
     first, *rest = rec.batches
     for other in rest:
         assert not np.array_equal(first, other)

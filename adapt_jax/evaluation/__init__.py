@@ -3,7 +3,9 @@
     from adapt_jax import evaluation
     ev = evaluation.create_evaluator(cfg.eval, source, cache_dir)
     scores = ev.evaluate(generate)   # {'fid', 'is_mean', 'is_std'} or {'cfd'}, each with
-                                     # 'precision' and 'recall'; ev.name is primary
+                                     # 'precision' and 'recall'; ev.name is primary. When
+                                     # generate(n) returns (images, labels), cfd on a labelled
+                                     # source adds 'class_accuracy'.
 """
 
 from adapt_jax.evaluation.best import update_best

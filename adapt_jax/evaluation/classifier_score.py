@@ -129,10 +129,15 @@ def load_or_train(source: Any, cache_dir: str | None,
 
 def classifier_features(source: Any, params: dict, batch_size: int,
                         config: ClassifierConfig = ClassifierConfig()) -> BatchedApply:
-    """uint8 images at the source resolution -> {'features': (n, feature_dim)}."""
+    """uint8 images at the source resolution -> {'features': (n, feature_dim)}, plus
+    'class_logits' (n, num_classes) when the source is labelled (the evaluator's class accuracy
+    of a conditional generator)."""
     model = SmallCNN(num_outputs(source), int(source.resolution), config.width, config.feature_dim)
+    labelled = int(source.num_classes) > 0
 
     def fn(variables, images):
-        return {"features": model.apply(variables, images)[0]}
+        features, logits = model.apply(variables, images)
+        return {"features": features, "class_logits": logits} if labelled else {
+            "features": features}
 
     return BatchedApply(fn, params, batch_size)

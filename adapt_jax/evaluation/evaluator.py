@@ -23,7 +23,9 @@ from adapt_jax.evaluation import classifier_score, inception, metrics, precision
 logger = logging.getLogger(__name__)
 
 Extractor = Callable[[np.ndarray], dict[str, np.ndarray]]
-Generate = Callable[[int], np.ndarray]
+# n -> n uint8 images, or (images, their class labels) from a conditional generator: with labels
+# and a labelled source's classifier the evaluator also reports class accuracy.
+Generate = Callable[[int], np.ndarray | tuple[np.ndarray, np.ndarray | None]]
 
 INCEPTION_KIND = "inception_pool3"
 # Reference statistics of a source use at most this many images (CIFAR-10 train = all 50k).
@@ -80,23 +82,25 @@ class Summary:
     sigma: np.ndarray
     logits: np.ndarray | None  # only for feature spaces with a classifier head worth an IS
     features: np.ndarray | None = None  # only when asked for (precision/recall)
+    class_logits: np.ndarray | None = None  # the labelled source's classifier, when it has one
 
 
 def summarize(batches: Iterator[np.ndarray], extract: Extractor,
               keep_features: bool = False) -> Summary:
     """Feature mean/covariance (streaming), the logits of all images when the network has them,
     and all features (float32) when `keep_features`."""
-    acc, logits, features = metrics.StatsAccumulator(), [], []
+    acc, outputs = metrics.StatsAccumulator(), {"logits": [], "class_logits": [], "features": []}
     for images in batches:
         out = extract(images)
         acc.update(out["features"])
-        if "logits" in out:
-            logits.append(out["logits"])
+        for name in ("logits", "class_logits"):
+            if name in out:
+                outputs[name].append(out[name])
         if keep_features:
-            features.append(np.asarray(out["features"], np.float32))
+            outputs["features"].append(np.asarray(out["features"], np.float32))
     mu, sigma = acc.finalize()
-    return Summary(mu, sigma, np.concatenate(logits) if logits else None,
-                   np.concatenate(features) if keep_features else None)
+    joined = {k: np.concatenate(v) if v else None for k, v in outputs.items()}
+    return Summary(mu, sigma, joined["logits"], joined["features"], joined["class_logits"])
 
 
 def source_batches(source: Any, num: int, batch_size: int) -> Iterator[np.ndarray]:
@@ -110,15 +114,20 @@ def source_batches(source: Any, num: int, batch_size: int) -> Iterator[np.ndarra
         yield np.asarray(source.get(order[start:start + batch_size])[0])
 
 
-def generated_batches(generate: Generate, num: int, batch_size: int,
-                      resolution: int) -> Iterator[np.ndarray]:
-    """Calls `generate` for `num` images and checks each batch is (n, R, R, 3) uint8."""
+def generated_batches(generate: Generate, num: int, batch_size: int, resolution: int,
+                      labels: list[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+    """Calls `generate` for `num` images and checks each batch is (n, R, R, 3) uint8; the
+    labels a conditional `generate` returns are appended to `labels`."""
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
-        images = np.asarray(generate(n))
+        out = generate(n)
+        images, batch_labels = out if isinstance(out, tuple) else (out, None)
+        images = np.asarray(images)
         if images.dtype != np.uint8 or images.shape != (n, resolution, resolution, 3):
             raise ValueError(f"generate({n}) must return uint8 ({n}, {resolution}, {resolution}, "
                              f"3) images, got {images.dtype} {images.shape}")
+        if labels is not None and batch_labels is not None:
+            labels.append(np.asarray(batch_labels).reshape(n))
         yield images
 
 
@@ -166,7 +175,9 @@ def reference_features(space: FeatureSpace, source: Any, num: int, cache_dir: st
 @dataclasses.dataclass
 class Evaluator:
     """`evaluate(generate)` -> {name: Fréchet distance (lower is better), 'precision',
-    'recall' (higher is better), ...}."""
+    'recall' (higher is better), ...}, with 'class_accuracy' (the fraction of samples the
+    source's classifier assigns to the class they were drawn for) when `generate` returns labels
+    and the features come from a labelled source's classifier."""
 
     space: FeatureSpace
     reference: tuple[np.ndarray, np.ndarray]
@@ -186,7 +197,9 @@ class Evaluator:
         return self.space.description
 
     def evaluate(self, generate: Generate) -> dict[str, float]:
-        batches = generated_batches(generate, self.num_samples, self.batch_size, self.resolution)
+        labels: list[np.ndarray] = []
+        batches = generated_batches(generate, self.num_samples, self.batch_size, self.resolution,
+                                    labels)
         s = summarize(batches, self.space.extract, keep_features=True)
         result = {self.name: metrics.frechet_distance(s.mu, s.sigma, *self.reference)}
         result.update(precision_recall.precision_recall(
@@ -194,6 +207,10 @@ class Evaluator:
         if s.logits is not None:
             result["is_mean"], result["is_std"] = metrics.inception_score(
                 metrics.softmax(s.logits), IS_SPLITS)
+        if labels and s.class_logits is not None:
+            drawn = np.concatenate(labels)
+            if len(drawn) == len(s.class_logits) and drawn.max() < s.class_logits.shape[1]:
+                result["class_accuracy"] = float(np.mean(s.class_logits.argmax(1) == drawn))
         return result
 
 

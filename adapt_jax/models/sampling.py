@@ -81,6 +81,12 @@ def gather(x: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
+def random_labels(key: jax.Array, n: int, num_classes: int) -> jax.Array:
+    """The uniform class labels a batch key draws when no labels are given (callers that need
+    to know them, such as the evaluator's class accuracy, draw the same ones)."""
+    return jax.random.randint(jax.random.fold_in(key, _LABELS), (n,), 0, num_classes)
+
+
 def _latents(key: jax.Array, start: int, m: int, batch: int, padded: int, z_dim: int,
              num_classes: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """z and labels of one batch: `batch` rows from the batch key (the same rows whatever the
@@ -94,7 +100,7 @@ def _latents(key: jax.Array, start: int, m: int, batch: int, padded: int, z_dim:
         return np.asarray(z), None
     if labels is not None:
         return np.asarray(z), np.resize(labels[start:start + m], padded).astype(np.int32)
-    y = jax.random.randint(jax.random.fold_in(k, _LABELS), (batch,), 0, num_classes)
+    y = random_labels(k, batch, num_classes)
     if pad:
         y = jnp.concatenate([y, jax.random.randint(jax.random.fold_in(k, _PAD_Y), (pad,), 0,
                                                    num_classes)])

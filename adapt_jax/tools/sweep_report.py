@@ -28,7 +28,10 @@ from adapt_jax.training import report
 
 ORDER = list(methods.METHODS)  # the paper's row order: baselines first, ADAPT last
 EARLY = 0.2  # "after the first 20% of training"
-PR_KEYS = ("precision", "recall")  # diversity metrics the evaluator reports beside the score
+# What the evaluator reports beside the score: diversity, and label correctness (conditional
+# models scored with a labelled source's classifier; the table is left out where no run has it).
+PR_KEYS = ("precision", "recall", "class_accuracy")
+KEY_TITLES = {"precision": "Precision", "recall": "Recall", "class_accuracy": "Class accuracy"}
 
 
 @dataclasses.dataclass
@@ -71,7 +74,7 @@ class Run:
         return ev.get("best")
 
     def at_best(self, key: str) -> float | None:
-        """`key` ('precision', 'recall') of the evaluation that gave the best score."""
+        """`key` (one of PR_KEYS) of the evaluation that gave the best score."""
         ev = (self.summary or {}).get("eval") or {}
         scores = [s for t, s in ev.get("history", []) if t == ev.get("best_iteration")]
         return scores[-1].get(key) if scores else None
@@ -215,8 +218,8 @@ def balance_table(runs: Sequence[Run], many: bool) -> str:
 
 
 def runs_table(runs: Sequence[Run]) -> str:
-    lines = ["| run | status | score | best at | precision | recall | FLOPs | final d_D "
-             "| final BR | seconds |", "|---" * 10 + "|"]
+    lines = ["| run | status | score | best at | precision | recall | class accuracy | FLOPs "
+             "| final d_D | final BR | seconds |", "|---" * 11 + "|"]
     for r in runs:
         s = r.summary or {}
         ev = s.get("eval") or {}
@@ -268,7 +271,7 @@ def render(runs: Sequence[Run], plots: dict[str, bool]) -> str:
                    markdown_table(group, lambda r: r.score, lambda v: f"{v:.2f}", True), ""]
             for key in PR_KEYS:
                 if any(_finite(r.at_best(key)) for r in group if r.summary):
-                    md += [f"## {key.capitalize()} at the best {name} (higher is better)"
+                    md += [f"## {KEY_TITLES[key]} at the best {name} (higher is better)"
                            f"{_setting_title(setting)}", "",
                            markdown_table(group, lambda r, k=key: r.at_best(k),
                                           lambda v: f"{v:.3f}", False), ""]

@@ -13,6 +13,7 @@ from absl import logging
 
 from adapt_jax import paths
 from adapt_jax.gan.state import EVAL_STREAM, SAMPLE_GRID_STREAM, stream_key
+from adapt_jax.models import sampling
 from adapt_jax.rundir import RunDir
 from adapt_jax.training import report
 from adapt_jax.training.trainer import Trainer
@@ -41,8 +42,16 @@ def evaluate(trainer: Trainer, evaluator, t: int) -> tuple[dict[str, float], boo
     key = stream_key(trainer.config.seed, EVAL_STREAM, t)
     batch_index = itertools.count()  # the evaluator asks batch by batch: each must be new z
 
-    def generate(n: int) -> np.ndarray:
-        return trainer.sample(jax.random.fold_in(key, next(batch_index)), n)
+    num_classes = trainer.components.gan.num_classes
+
+    def generate(n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        batch_key = jax.random.fold_in(key, next(batch_index))
+        # The labels sampling would draw from this key (batch 0 of the call), made explicit so
+        # that the evaluator can score class accuracy; the images are those of labels=None.
+        labels = (None if not num_classes else
+                  np.asarray(sampling.random_labels(jax.random.fold_in(batch_key, 0), n,
+                                                    num_classes)))
+        return trainer.sample(batch_key, n, labels), labels
 
     scores = evaluator.evaluate(generate)
     prune_at = trainer.components.schedule.prune_at
