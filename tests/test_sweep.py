@@ -99,7 +99,7 @@ def test_rerun_with_other_settings_is_refused_never_relabelled(tmp_path):
     assert sweep.finished(str(wd), prepared()[1][name])
     assert sweep.finished(str(wd), prepared("--set=train.log_every=2")[1][name])
     with pytest.raises(SystemExit, match=r"already run with other settings \(train.lr_g: "
-                                         r"0.0002 -> 0.001\); use a new --workdir"):
+                                         r"0.0001 -> 0.001\); use a new --workdir"):
         prepared("--set=train.lr_g=1e-3")
     with pytest.raises(SystemExit, match="train.num_iters: 10 -> 5"):
         prepared("--set=train.num_iters=5")
