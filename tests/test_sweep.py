@@ -121,7 +121,8 @@ def _fake_runs(root, with_eval=True):
                    "density_d": 0.1, "history": {"br": [[10, 0.3], [90, 0.5]]}}
         if with_eval:  # the best is the first evaluation; the last one has P = R = 0
             summary["eval"] = {"name": "cfd", "best": score, "best_iteration": 50, "history": [
-                [50, {"cfd": score, "precision": 0.5 + seed / 10, "recall": 0.2 + seed / 10}],
+                [50, {"cfd": score, "precision": 0.5 + seed / 10, "recall": 0.2 + seed / 10,
+                      "class_accuracy": 0.9 - seed / 10}],
                 [100, {"cfd": score + 5, "precision": 0.0, "recall": 0.0}]]}
         (d / "summary.json").write_text(json.dumps(summary))
 
@@ -143,10 +144,13 @@ def test_report_shows_precision_and_recall_of_the_best_evaluation(tmp_path):
     assert "| ADAPT_relax | 0.500 (n=1) |" in precision  # higher is better: nothing bolded
     recall = md[md.index("## Recall at the best cfd"):md.index("## Normalized")]
     assert "| STATIC-Balance | 0.250 ± 0.071 |" in recall
-    assert "| a1 | done | 14.00 | 50 | 0.600 | 0.300 |" in md
+    accuracy = md[md.index("## Class accuracy at the best cfd"):md.index("## Normalized")]
+    assert "| STATIC-Balance | 0.850 ± 0.071 |" in accuracy
+    assert "| a1 | done | 14.00 | 50 | 0.600 | 0.300 | 0.800 |" in md
     runs = json.load(open(tmp_path / "results.json"))["runs"]
-    got = {r["name"]: [r["precision"], r["recall"]] for r in runs}
-    assert got == {"a0": [0.5, 0.2], "a1": [0.6, pytest.approx(0.3)], "b0": [0.5, 0.2]}
+    got = {r["name"]: [r["precision"], r["recall"], r["class_accuracy"]] for r in runs}
+    assert got == {"a0": [0.5, 0.2, 0.9], "a1": [0.6, pytest.approx(0.3), 0.8],
+                   "b0": [0.5, 0.2, 0.9]}
 
 
 def test_report_without_eval_scores(tmp_path):
