@@ -180,7 +180,10 @@ TINY_RUN = ("--config=configs/biggan_tiny.py", "--config.sparse.g_update_every=1
             "--config.balance.br_every=5", "--config.train.log_every=5",
             "--config.train.sample_every=10", "--config.train.ckpt_every=10",
             "--config.eval.every=10", "--config.eval.num_samples=60",
-            "--config.balance.band=calibrated")
+            "--config.balance.band=calibrated",
+            # Equal rates: how fast float differences grow (the tolerances below) depends on
+            # them, and these tolerances were measured with these.
+            "--config.train.lr_g=2e-4", "--config.train.lr_d=2e-4")
 
 
 def train(workdir, iters: int, *, processes: int,
