@@ -227,7 +227,8 @@ def test_evaluation_scores_fresh_samples_in_every_batch(tmp_path):
         batches: list[np.ndarray] = []
 
         def evaluate(self, generate):
-            self.batches, self.labels = zip(*(generate(16) for _ in range(3)), strict=True)
+            # The last batch is smaller than eval.batch_size: sampling fills the rest.
+            self.batches, self.labels = zip(*(generate(n) for n in (16, 16, 16, 8)), strict=True)
             return {"cfd": 1.0}
 
     rec = Recorder()
@@ -235,8 +236,9 @@ def test_evaluation_scores_fresh_samples_in_every_batch(tmp_path):
     assert scores == {"cfd": 1.0} and improved
     # The labels handed to the evaluator (for class accuracy) are the ones the batch key would
     # draw by itself: the same images as sampling without labels.
-    key = jax.random.fold_in(stream_key(c.seed, EVAL_STREAM, 0), 0)
-    np.testing.assert_array_equal(rec.batches[0], tr.sample(key, 16))
+    for i, n in ((0, 16), (3, 8)):
+        key = jax.random.fold_in(stream_key(c.seed, EVAL_STREAM, 0), i)
+        np.testing.assert_array_equal(rec.batches[i], tr.sample(key, n))
     assert len(set(np.concatenate(rec.labels).tolist())) > 1
     first, *rest = rec.batches
     for other in rest:

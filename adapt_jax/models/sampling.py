@@ -98,13 +98,14 @@ def _latents(key: jax.Array, start: int, m: int, batch: int, padded: int, z_dim:
         z = jnp.concatenate([z, jax.random.normal(jax.random.fold_in(k, _PAD_Z), (pad, z_dim))])
     if not num_classes:
         return np.asarray(z), None
-    if labels is not None:
-        return np.asarray(z), np.resize(labels[start:start + m], padded).astype(np.int32)
     y = random_labels(k, batch, num_classes)
     if pad:
         y = jnp.concatenate([y, jax.random.randint(jax.random.fold_in(k, _PAD_Y), (pad,), 0,
                                                    num_classes)])
-    return np.asarray(z), np.asarray(y)
+    y = np.array(y, np.int32)
+    if labels is not None:  # the m requested rows; filler rows as without labels
+        y[:m] = labels[start:start + m]
+    return np.asarray(z), y
 
 
 def sample_batches(generate_fn: Callable, params: Any, stats: dict, *, z_dim: int,
