@@ -30,7 +30,7 @@ ORDER = list(methods.METHODS)  # the paper's row order: baselines first, ADAPT l
 EARLY = 0.2  # "after the first 20% of training"
 # What the evaluator reports beside the score: diversity, and label correctness (conditional
 # models scored with a labelled source's classifier; the table is left out where no run has it).
-PR_KEYS = ("precision", "recall", "class_accuracy")
+BESIDE_SCORE = ("precision", "recall", "class_accuracy")
 KEY_TITLES = {"precision": "Precision", "recall": "Recall", "class_accuracy": "Class accuracy"}
 
 
@@ -74,7 +74,7 @@ class Run:
         return ev.get("best")
 
     def at_best(self, key: str) -> float | None:
-        """`key` (one of PR_KEYS) of the evaluation that gave the best score."""
+        """`key` (one of BESIDE_SCORE) of the evaluation that gave the best score."""
         ev = (self.summary or {}).get("eval") or {}
         scores = [s for t, s in ev.get("history", []) if t == ev.get("best_iteration")]
         return scores[-1].get(key) if scores else None
@@ -225,7 +225,7 @@ def runs_table(runs: Sequence[Run]) -> str:
         ev = s.get("eval") or {}
         cells = [r.record["name"], r.status if not r.error else f"failed: {r.error[:60]}",
                  _num(r.score, "{:.2f}"), str(ev.get("best_iteration", "–")),
-                 *(_num(r.at_best(key), "{:.3f}") for key in PR_KEYS),
+                 *(_num(r.at_best(key), "{:.3f}") for key in BESIDE_SCORE),
                  _num(r.flops, "{:.2%}"), _num(s.get("density_d"), "{:.3f}"),
                  _num(s.get("br_avg"), "{:.3f}"), _num(s.get("seconds_this_process"), "{:.0f}")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -244,7 +244,7 @@ def aggregate(runs: Sequence[Run]) -> dict[str, Any]:
         s = r.summary or {}
         out.append({**r.record, "label": r.label, "status": r.status, "score": r.score,
                     "score_name": (s.get("eval") or {}).get("name"),
-                    **{key: r.at_best(key) for key in PR_KEYS}, "flops_total": r.flops,
+                    **{key: r.at_best(key) for key in BESIDE_SCORE}, "flops_total": r.flops,
                     "br_final": s.get("br_avg"), "density_d_final": s.get("density_d"),
                     "seconds": s.get("seconds_this_process"),
                     **({"balance": r.balance_stats()} if r.summary else {})})
@@ -269,7 +269,7 @@ def render(runs: Sequence[Run], plots: dict[str, bool]) -> str:
         if name is not None:
             md += [f"## Score: best {name} (lower is better){_setting_title(setting)}", "",
                    markdown_table(group, lambda r: r.score, lambda v: f"{v:.2f}", True), ""]
-            for key in PR_KEYS:
+            for key in BESIDE_SCORE:
                 if any(_finite(r.at_best(key)) for r in group if r.summary):
                     md += [f"## {KEY_TITLES[key]} at the best {name} (higher is better)"
                            f"{_setting_title(setting)}", "",
