@@ -1,7 +1,7 @@
 """The embedded default: a small class-conditional BigGAN on scikit-learn's digits (offline).
 
-Finishes on a 2-core CPU in a few minutes. ADAPT_relax with a 20% dense generator: D starts at
-20% and the balance-ratio controller moves it every 125 iterations (window 125 iterations),
+Finishes on a 2-core CPU in a few minutes. ADAPT_relax with a 10% dense generator: D starts at
+10% and the balance-ratio controller moves it every 125 iterations (window 125 iterations),
 holding BR between what this config's BR was at the same iteration with a dense D and 1.4x that.
 """
 
@@ -9,10 +9,10 @@ import os
 
 from adapt_jax.config_base import get_base_config
 
-# The BR history of this config's SDST-RigL run with a dense D (d_G = 20%, seed 0): the balance
+# The BR history of this config's SDST-RigL run with a dense D (d_G = 10%, seed 0): the balance
 # the controller aims at. Regenerate it as docs/results.md says when the model or data change.
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference",
-                         "biggan_tiny_rigl_dmax1.json")
+                         "biggan_tiny_rigl_g10_dmax1.json")
 
 
 def get_config():
@@ -42,7 +42,9 @@ def get_config():
     t.sample_every = 500
     t.ckpt_every = 500
     s = c.sparse
-    s.density_g = 0.2  # D starts at the same density (sparse.density_d unset)
+    # 10%: where a sparse G needs a balanced D (at 20% a D fixed at 20% already matches ADAPT,
+    # docs/results.md). D starts at the same density (sparse.density_d unset).
+    s.density_g = 0.1
     s.g_update_every = 100
     s.d_adjust_every = 125  # 20 checks: BR climbs through training and D must keep up
     b = c.balance
