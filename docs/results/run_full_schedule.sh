@@ -6,8 +6,8 @@
 # The balance band of the density-controlled methods (dda, adapt_*) follows the BR c(t) that the
 # same G with D at d_max showed (balance.band='reference'): SDST-RigL with a dense D for ADAPT
 # (its G is RigL-dynamic), STATIC with a dense D for DDA (static G), both at the same d_G and
-# seed 0 (with the config as shipped, the d_G = 20% one is the run whose BR history is
-# configs/reference/biggan_tiny_rigl_dmax1.json). The published comparison predates two
+# seed 0 (with the config as shipped, the d_G = 10% one is the run whose BR history is
+# configs/reference/biggan_tiny_rigl_g10_dmax1.json). The published comparison predates two
 # changes of the default and pins what it used (PINNED below): the centred band c(t) ± 25%
 # (the default's is [c(t), 1.4 c(t)]) and equal learning rates 2e-4 (the default's are
 # G 1e-4, D 4e-4). PINNED="" runs the config as shipped.
