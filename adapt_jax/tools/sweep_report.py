@@ -30,8 +30,8 @@ ORDER = list(methods.METHODS)  # the paper's row order: baselines first, ADAPT l
 EARLY = 0.2  # "after the first 20% of training"
 # What the evaluator reports beside the score: diversity, and label correctness (conditional
 # models scored with a labelled source's classifier; the table is left out where no run has it).
-BESIDE_SCORE = ("precision", "recall", "class_accuracy")
 KEY_TITLES = {"precision": "Precision", "recall": "Recall", "class_accuracy": "Class accuracy"}
+BESIDE_SCORE = tuple(KEY_TITLES)
 
 
 @dataclasses.dataclass
