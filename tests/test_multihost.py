@@ -16,6 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from conftest import EVAL_CACHE
 
 from adapt_jax.config_base import ConfigError
 from adapt_jax.models import sampling
@@ -80,8 +81,7 @@ def free_port() -> int:
 
 def cpu_env(devices: int) -> dict[str, str]:
     return dict(os.environ, JAX_PLATFORMS="cpu",
-                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-                JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".pytest_cache", "jax_cache"))
+                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
 
 
 def run_together(cmds: list[list[str]], env: dict[str, str],
@@ -180,7 +180,7 @@ TINY_RUN = ("--config=configs/biggan_tiny.py", "--config.sparse.g_update_every=1
             "--config.balance.br_every=5", "--config.train.log_every=5",
             "--config.train.sample_every=10", "--config.train.ckpt_every=10",
             "--config.eval.every=10", "--config.eval.num_samples=60",
-            "--config.balance.band=calibrated",
+            "--config.balance.band=calibrated", f"--config.eval.cache_dir={EVAL_CACHE}",
             # How fast float differences grow (the tolerances below) depends on the rates and
             # G's density; these tolerances were measured with equal rates and d_G = 20%.
             "--config.train.lr_g=2e-4", "--config.train.lr_d=2e-4",

@@ -28,8 +28,7 @@ np.savez(sys.argv[2], *leaves)
 
 def _run(n: int, tmp_path) -> list[np.ndarray]:
     out = tmp_path / f"params_{n}.npz"
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".pytest_cache", "jax_cache"))
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
     proc = subprocess.run([sys.executable, "-c", SCRIPT.format(n=n), str(tmp_path / f"w{n}"),
                            str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)

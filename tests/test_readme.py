@@ -61,8 +61,7 @@ def readme_dir(tmp_path_factory) -> Path:
 
 
 def _run(words: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT),
-               JAX_COMPILATION_CACHE_DIR=str(ROOT / ".pytest_cache" / "jax_cache"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, *words[1:], *APPENDED.get(words[2], [])], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=1200)
 

@@ -34,12 +34,10 @@ pytestmark_cli = pytest.mark.xdist_group("cli_runs")
 
 def _cli(workdir, log):
     """The README's training command as a child process; output to a file (a full pipe blocks)."""
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".pytest_cache",
-                                                                  "jax_cache"))
     return subprocess.Popen(
         [sys.executable, "-m", "adapt_jax.main", "--config=configs/biggan_tiny.py",
          f"--workdir={workdir}", *CLI_OVERRIDES],
-        cwd=ROOT, env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, stdout=open(log, "a"), stderr=subprocess.STDOUT, text=True)
 
 
 def _finish(proc, log, timeout=900) -> str:
@@ -341,8 +339,7 @@ def _save_or_restore(workdir: str, mode: str) -> None:
 
 
 def _on_devices(n: int, workdir, mode: str) -> None:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".pytest_cache", "jax_cache"))
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
     proc = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, str(n), str(workdir), mode],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

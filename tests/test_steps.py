@@ -147,8 +147,7 @@ def test_every_convolution_runs_on_its_share_of_the_batch(tmp_path):
     """4 simulated devices, batch_d 16 and batch_g 32: every convolution of the compiled D and
     G steps (G's forward and backward, the BR forwards, D on reals and fakes) sees a quarter of
     its batch; a full-batch convolution means a step runs replicated instead of in parallel."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, ".pytest_cache", "jax_cache"))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     proc = subprocess.run([sys.executable, "-c", HLO_SCRIPT, str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
