@@ -64,6 +64,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 3
     c.train.nan_policy = "stop"  # stop | skip
     c.train.inject_nan_at = 0  # testing aid: poison iteration N's real batch with NaN (0 = never)
+    # JAX's persistent compilation cache: a restarted run loads its executables instead of
+    # compiling them again. '' = off; JAX's own JAX_COMPILATION_CACHE_DIR, when set, wins.
+    c.train.compilation_cache = "~/.cache/adapt_jax/jax"
     c.train.distributed = False  # call jax.distributed.initialize() (multi-host TPU/GPU)
     # Where the processes of a distributed run meet; unset = JAX's auto-detection (Cloud TPU pod
     # slices, SLURM). Set all three elsewhere, e.g. CPU processes or a GPU cluster.

@@ -234,7 +234,6 @@ def worker_command(args: argparse.Namespace, name: str) -> list[str]:
 
 def train_in_subprocesses(args: argparse.Namespace, names: Sequence[str]) -> dict[str, str]:
     """Keep up to args.parallel workers busy; each trains one run and exits."""
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": _compilation_cache_dir(args.workdir)}
     queue, running, status = list(names), {}, {}
     old_handler = None
     if threading.current_thread() is threading.main_thread():
@@ -245,7 +244,7 @@ def train_in_subprocesses(args: argparse.Namespace, names: Sequence[str]) -> dic
                 name = queue.pop(0)
                 log = open(os.path.join(args.workdir, name, "log.txt"), "ab")
                 running[name] = (subprocess.Popen(worker_command(args, name), stdout=log,
-                                                  stderr=subprocess.STDOUT, env=env), log)
+                                                  stderr=subprocess.STDOUT), log)
                 print(f"[sweep] started {name}", flush=True)
             time.sleep(1.0)
             for name, (proc, log) in list(running.items()):
@@ -280,7 +279,6 @@ def execute(args: argparse.Namespace, configs: dict[str, object]) -> dict[str, s
           flush=True)
     if args.parallel > 1 and len(todo) > 1:
         return train_in_subprocesses(args, todo)
-    _use_compilation_cache(args.workdir)
     status = {}
     for name in todo:
         print(f"[sweep] training {name}", flush=True)
@@ -291,21 +289,6 @@ def execute(args: argparse.Namespace, configs: dict[str, object]) -> dict[str, s
             print("[sweep] stopped; run the same command again to resume.", flush=True)
             break
     return status
-
-
-def _compilation_cache_dir(workdir: str) -> str:
-    """The persistent compilation cache in force, else one in the sweep directory."""
-    import jax
-
-    return jax.config.jax_compilation_cache_dir or os.path.abspath(
-        os.path.join(workdir, "jax_cache"))
-
-
-def _use_compilation_cache(workdir: str) -> None:
-    """Runs of one sweep share model shapes: compile each executable once per machine."""
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", _compilation_cache_dir(workdir))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:

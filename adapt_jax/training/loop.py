@@ -12,7 +12,7 @@ from absl import logging
 
 from adapt_jax import evaluation
 from adapt_jax.rundir import RunDir
-from adapt_jax.training import events, outputs, workdir_lock, writers
+from adapt_jax.training import compile_cache, events, outputs, workdir_lock, writers
 from adapt_jax.training.checkpoint import Checkpointer
 from adapt_jax.training.console import RunConsole
 from adapt_jax.training.preemption import StopRequest
@@ -28,6 +28,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     to be resumed by the same call; then None is returned.
     """
     validate_config(config)
+    compile_cache.enable(config.train.compilation_cache)
     with workdir_lock.hold(workdir) as lock:  # one run per workdir (process 0 holds it)
         check_workdir(config, workdir)
         return _run_locked(config, workdir, stop_after, lock)

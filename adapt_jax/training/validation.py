@@ -63,7 +63,8 @@ BAND_FIELDS = ("balance.band", "balance.lower", "balance.upper", "balance.calibr
 RESUMABLE_CHANGES = ("train.num_iters", "train.log_every", "train.sample_every",
                      "train.ckpt_every", "train.keep_checkpoints", "eval", "data.data_dir",
                      "train.distributed", "train.coordinator_address", "train.num_processes",
-                     "train.process_id", "model.conv_impl", "balance.reference")
+                     "train.process_id", "model.conv_impl", "balance.reference",
+                     "train.compilation_cache")
 
 
 def _get(config: ml_collections.ConfigDict, field: str):
